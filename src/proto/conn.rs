@@ -1,0 +1,621 @@
+//! The connection state machine: bytes in, events and bytes out.
+//!
+//! [`Connection`] holds everything RFC 6455 asks of an endpoint after the
+//! opening handshake, for either role, and does no I/O. Its verbs:
+//!
+//! - [`receive_data`](Connection::receive_data) (or
+//!   [`input_buffer`](Connection::input_buffer) +
+//!   [`handle_input`](Connection::handle_input) to read straight into its
+//!   buffer) when bytes arrive, [`receive_eof`](Connection::receive_eof) when
+//!   the transport ends;
+//! - [`poll_event`](Connection::poll_event) after either, until it returns `None`;
+//! - [`send`](Connection::send), [`close`](Connection::close) when the
+//!   application has something to say;
+//! - [`poll_transmit`](Connection::poll_transmit) after any of the above,
+//!   until it returns `None`, writing each chunk to the transport in order;
+//! - [`should_close_transport`](Connection::should_close_transport) after
+//!   writing: when true, close the transport.
+//!
+//! ```
+//! use rtwire::proto::{Connection, Config, Event, Message, Role};
+//! let mut client = Connection::new(Role::Client, Config::default());
+//! let mut server = Connection::new(Role::Server, Config::default());
+//! client.send(Message::text("hello")).unwrap();
+//! while let Some(bytes) = client.poll_transmit() {
+//!     server.receive_data(&bytes);
+//! }
+//! match server.poll_event() {
+//!     Some(Event::Message(Message::Text(text))) => assert_eq!(text, "hello"),
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! ```
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
+
+use super::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use super::error::{ProtocolError, SendError};
+use super::frame::{FrameHeader, OpCode};
+use super::mask::apply_mask;
+use super::message::{Message, Utf8Bytes};
+use super::utf8::Utf8Validator;
+
+/// Which end of the connection this is. It decides masking (RFC 6455 §5.1):
+/// clients mask every frame they send, servers never do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The end that opened the connection.
+    Client,
+    /// The end that accepted it.
+    Server,
+}
+
+/// Limits and behaviour of a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest frame payload accepted; larger fails with 1009. Default 16 MiB.
+    pub max_frame_size: usize,
+    /// The largest message accepted, summed over its fragments; larger fails
+    /// with 1009. Default 64 MiB.
+    pub max_message_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// Sets [`max_frame_size`](Self::max_frame_size).
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets [`max_message_size`](Self::max_message_size).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+}
+
+/// Where the closing handshake stands (RFC 6455 §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Data flows both ways.
+    Open,
+    /// This end sent a close frame and waits for the peer's.
+    Closing,
+    /// Both close frames were exchanged, the connection failed, or the transport ended.
+    Closed,
+}
+
+/// What the connection reports to the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A whole message or a control frame from the peer. A
+    /// [`Message::Close`] means the peer closed; a reply is already queued if
+    /// this end had not sent one.
+    Message(Message),
+    /// The peer broke the protocol, or the transport ended without a close.
+    /// A close frame with the error's code is queued (when the transport is
+    /// still there), and nothing more is read.
+    Failed(ProtocolError),
+}
+
+/// Payloads at least this long are sent by the server without copying them
+/// into the output buffer: the frame header and the payload go out as two chunks.
+const ZERO_COPY_MIN: usize = 4096;
+
+/// A frame whose header is decoded and whose payload is arriving.
+#[derive(Debug)]
+struct PartialFrame {
+    header: FrameHeader,
+    len: usize,
+    /// Payload bytes at the front of the input already unmasked and checked.
+    done: usize,
+    utf8: bool,
+}
+
+/// A fragmented data message being assembled.
+#[derive(Debug)]
+struct PartialMessage {
+    text: bool,
+    buf: BytesMut,
+}
+
+/// One end of a WebSocket connection, without I/O. See the [module docs](self).
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    close_sent: bool,
+    close_received: bool,
+    failed: bool,
+    /// No more input is read: a close frame or a failure is queued as an event.
+    input_done: bool,
+    input: BytesMut,
+    frame: Option<PartialFrame>,
+    message: Option<PartialMessage>,
+    utf8: Utf8Validator,
+    events: VecDeque<Event>,
+    output: BytesMut,
+    transmit: VecDeque<Bytes>,
+}
+
+impl Connection {
+    /// A connection whose opening handshake has completed.
+    pub fn new(role: Role, config: Config) -> Connection {
+        Connection {
+            role,
+            config,
+            close_sent: false,
+            close_received: false,
+            failed: false,
+            input_done: false,
+            input: BytesMut::new(),
+            frame: None,
+            message: None,
+            utf8: Utf8Validator::new(),
+            events: VecDeque::new(),
+            output: BytesMut::new(),
+            transmit: VecDeque::new(),
+        }
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The state of the closing handshake.
+    pub fn state(&self) -> State {
+        if self.failed || self.close_received {
+            State::Closed
+        } else if self.close_sent {
+            State::Closing
+        } else {
+            State::Open
+        }
+    }
+
+    /// Whether more input is wanted. False once the peer's close arrived or
+    /// the connection failed: later bytes are ignored.
+    pub fn wants_input(&self) -> bool {
+        !self.input_done
+    }
+
+    // ----- input -----
+
+    /// Call with each chunk of bytes read from the transport, then drain
+    /// [`poll_event`](Self::poll_event) and [`poll_transmit`](Self::poll_transmit).
+    ///
+    /// Copies `data` into the connection's buffer. To avoid that copy, read
+    /// into [`input_buffer`](Self::input_buffer) instead.
+    pub fn receive_data(&mut self, data: &[u8]) {
+        if self.wants_input() {
+            self.input.extend_from_slice(data);
+            self.process();
+        }
+    }
+
+    /// The buffer the transport may read into directly; call
+    /// [`handle_input`](Self::handle_input) after appending to it.
+    ///
+    /// Bytes already in it are unprocessed input: append, never replace.
+    /// While a large frame is arriving its free capacity covers the rest of
+    /// the frame, so the payload lands in place and reaches the application
+    /// without another copy.
+    pub fn input_buffer(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// Call after appending bytes to [`input_buffer`](Self::input_buffer).
+    pub fn handle_input(&mut self) {
+        if self.wants_input() {
+            self.process();
+        } else {
+            self.input.clear();
+        }
+    }
+
+    /// Call when the transport has no more bytes to give (EOF or a reset).
+    ///
+    /// Without a close frame from the peer, that is an abnormal closure
+    /// (RFC 6455 §7.1.5, code 1006), reported as [`Event::Failed`].
+    pub fn receive_eof(&mut self) {
+        if self.wants_input() {
+            self.fail(ProtocolError::AbnormalClosure);
+        }
+    }
+
+    /// Whether [`poll_event`](Self::poll_event) has an event to give.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// The next event, if any. Call after every input call until `None`.
+    ///
+    /// The peer's close and a failure take effect when their event is
+    /// polled: replies the application queues for the messages before them
+    /// go out before the close frame (an echo server echoes every message
+    /// that preceded a protocol error, as Autobahn's strict cases expect).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let event = self.events.pop_front()?;
+        match &event {
+            Event::Failed(error) => self.apply_failure(error),
+            Event::Message(Message::Close(frame)) => self.apply_peer_close(frame.as_ref()),
+            Event::Message(_) => {}
+        }
+        Some(event)
+    }
+
+    fn process(&mut self) {
+        while self.wants_input() {
+            match self.step() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => self.fail(e),
+            }
+        }
+    }
+
+    /// Makes progress on one frame; `Ok(false)` when more input is needed.
+    fn step(&mut self) -> Result<bool, ProtocolError> {
+        if self.frame.is_none() {
+            let Some((header, header_len)) = FrameHeader::decode(&self.input)? else {
+                return Ok(false);
+            };
+            self.check_header(&header)?;
+            self.input.advance(header_len);
+            // check_header bounded the length by max_frame_size, a usize.
+            let len = header.payload_len as usize;
+            let utf8 = match header.opcode {
+                OpCode::Text => true,
+                OpCode::Continuation => self.message.as_ref().is_some_and(|m| m.text),
+                _ => false,
+            };
+            if len > self.input.len() {
+                self.input.reserve(len - self.input.len());
+            }
+            self.frame = Some(PartialFrame {
+                header,
+                len,
+                done: 0,
+                utf8,
+            });
+        }
+        let Some(frame) = self.frame.as_mut() else {
+            return Ok(false);
+        };
+        let available = self.input.len().min(frame.len);
+        if available > frame.done {
+            let fresh = &mut self.input[frame.done..available];
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, key, frame.done);
+            }
+            // RFC 6455 §8.1: fail as soon as the text cannot be UTF-8, even
+            // before the rest of the frame arrives.
+            if frame.utf8 {
+                self.utf8
+                    .feed(fresh)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            frame.done = available;
+        }
+        if frame.done < frame.len {
+            return Ok(false);
+        }
+        let header = frame.header;
+        let len = frame.len;
+        self.frame = None;
+        let payload = self.input.split_to(len).freeze();
+        self.handle_frame(header, payload)?;
+        Ok(true)
+    }
+
+    /// The rules a header must follow on this connection, checked before
+    /// any of its payload is read.
+    fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        // RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that
+        // defines meanings for non-zero values."
+        if header.rsv != 0 {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        // RFC 6455 §5.1: "The server MUST close the connection upon receiving
+        // a frame that is not masked" and "A client MUST close a connection
+        // if it detects a masked frame."
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.payload_len > self.config.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooBig {
+                len: header.payload_len,
+                limit: self.config.max_frame_size,
+            });
+        }
+        // RFC 6455 §5.4: fragments of one message arrive in order, and
+        // "fragments of one message MUST NOT be interleaved between
+        // fragments of another message"; control frames may come between.
+        let assembled = match (header.opcode, &self.message) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::MessageInterleaved)
+            }
+            (OpCode::Continuation, Some(m)) => m.buf.len() as u64,
+            _ => 0,
+        };
+        if !header.opcode.is_control()
+            && assembled + header.payload_len > self.config.max_message_size as u64
+        {
+            return Err(ProtocolError::MessageTooBig {
+                limit: self.config.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    fn handle_frame(&mut self, header: FrameHeader, payload: Bytes) -> Result<(), ProtocolError> {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary => {
+                let text = header.opcode == OpCode::Text;
+                if header.fin {
+                    self.deliver(text, payload)?;
+                } else {
+                    let mut buf = BytesMut::with_capacity(payload.len().max(4096));
+                    buf.extend_from_slice(&payload);
+                    self.message = Some(PartialMessage { text, buf });
+                }
+            }
+            OpCode::Continuation => {
+                if let Some(message) = self.message.as_mut() {
+                    message.buf.extend_from_slice(&payload);
+                }
+                if header.fin {
+                    if let Some(message) = self.message.take() {
+                        self.deliver(message.text, message.buf.freeze())?;
+                    }
+                }
+            }
+            OpCode::Ping => {
+                // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint
+                // MUST send a Pong frame in response", with the same payload,
+                // unless it has already sent a close frame.
+                if !self.close_sent {
+                    self.write_frame(true, OpCode::Pong, &payload);
+                }
+                self.emit(Message::Ping(payload));
+            }
+            // RFC 6455 §5.5.3: an unsolicited pong needs no response.
+            OpCode::Pong => self.emit(Message::Pong(payload)),
+            OpCode::Close => self.handle_close(&payload)?,
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, text: bool, payload: Bytes) -> Result<(), ProtocolError> {
+        let message = if text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            Message::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Message::Binary(payload)
+        };
+        self.emit(message);
+        Ok(())
+    }
+
+    fn handle_close(&mut self, payload: &[u8]) -> Result<(), ProtocolError> {
+        let frame = CloseFrame::parse(payload).map_err(ProtocolError::InvalidClose)?;
+        // Nothing may follow a close frame (RFC 6455 §5.5.1): stop reading.
+        self.input_done = true;
+        self.discard_input();
+        self.emit(Message::Close(frame));
+        Ok(())
+    }
+
+    fn apply_peer_close(&mut self, frame: Option<&CloseFrame>) {
+        self.close_received = true;
+        // RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not
+        // previously send a Close frame, the endpoint MUST send a Close frame
+        // in response. ... It typically echos the status code it received."
+        if !self.close_sent {
+            let reply = frame.map(|f| f.code.0.to_be_bytes());
+            let payload = reply.as_ref().map_or(&[][..], |c| &c[..]);
+            self.write_frame(true, OpCode::Close, payload);
+            self.close_sent = true;
+        }
+    }
+
+    /// Stops reading and queues the failure; it takes effect when polled.
+    fn fail(&mut self, error: ProtocolError) {
+        self.input_done = true;
+        self.discard_input();
+        self.events.push_back(Event::Failed(error));
+    }
+
+    /// RFC 6455 §7.1.7, _Fail the WebSocket Connection_: send a close frame
+    /// with the error's code unless one was sent (or the transport is gone),
+    /// then close the transport.
+    fn apply_failure(&mut self, error: &ProtocolError) {
+        if !self.close_sent && *error != ProtocolError::AbnormalClosure {
+            let reason = error.to_string();
+            let payload = close_payload(error.close_code(), truncate(&reason, MAX_REASON_LEN));
+            self.write_frame(true, OpCode::Close, &payload);
+        }
+        self.close_sent = true;
+        self.failed = true;
+    }
+
+    fn discard_input(&mut self) {
+        self.input = BytesMut::new();
+        self.frame = None;
+        self.message = None;
+        self.utf8.reset();
+    }
+
+    fn emit(&mut self, message: Message) {
+        self.events.push_back(Event::Message(message));
+    }
+
+    // ----- output -----
+
+    /// Queues a message. Text and binary messages go out as one frame each.
+    ///
+    /// A [`Message::Close`] does what [`close`](Self::close) does.
+    /// Fails without sending anything if a close frame has already been sent,
+    /// or a control payload is over 125 bytes.
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        if let Message::Close(frame) = message {
+            return match frame {
+                Some(f) => self.close(f.code, &f.reason),
+                None => self.close_without_code(),
+            };
+        }
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        match message {
+            Message::Text(text) => self.write_data(OpCode::Text, text.into_bytes()),
+            Message::Binary(data) => self.write_data(OpCode::Binary, data),
+            Message::Ping(data) => self.write_control(OpCode::Ping, &data)?,
+            Message::Pong(data) => self.write_control(OpCode::Pong, &data)?,
+            Message::Close(_) => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (RFC 6455 §7.1.2).
+    ///
+    /// Afterwards data can no longer be sent, but incoming messages are still
+    /// delivered until the peer's close frame arrives.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        if !code.is_allowed_on_wire() {
+            return Err(SendError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(SendError::ReasonTooLong(reason.len()));
+        }
+        self.write_frame(true, OpCode::Close, &close_payload(code, reason));
+        self.close_sent = true;
+        Ok(())
+    }
+
+    /// Starts the closing handshake with an empty close frame (no code).
+    pub fn close_without_code(&mut self) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        self.write_frame(true, OpCode::Close, &[]);
+        self.close_sent = true;
+        Ok(())
+    }
+
+    /// The next chunk of bytes to write to the transport, in order. Call
+    /// after every verb until `None`.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if let Some(chunk) = self.transmit.pop_front() {
+            return Some(chunk);
+        }
+        if self.output.is_empty() {
+            None
+        } else {
+            Some(self.output.split().freeze())
+        }
+    }
+
+    /// Whether [`poll_transmit`](Self::poll_transmit) has bytes to give.
+    pub fn has_output(&self) -> bool {
+        !self.transmit.is_empty() || !self.output.is_empty()
+    }
+
+    /// Whether the transport should now be closed: the connection failed, or
+    /// this is the server and both close frames have been exchanged (RFC 6455
+    /// §7.1.1: "the server ... SHOULD close the underlying TCP connection
+    /// first"). A client waits for the server to close, with a timeout of
+    /// its own choosing. Only true once all output has been taken.
+    pub fn should_close_transport(&self) -> bool {
+        let done =
+            self.failed || (self.role == Role::Server && self.close_sent && self.close_received);
+        done && !self.has_output()
+    }
+
+    fn write_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        if payload.len() > 125 {
+            return Err(SendError::ControlTooLong(payload.len()));
+        }
+        self.write_frame(true, opcode, payload);
+        Ok(())
+    }
+
+    fn write_data(&mut self, opcode: OpCode, payload: Bytes) {
+        if self.role == Role::Server && payload.len() >= ZERO_COPY_MIN {
+            self.write_header(true, opcode, payload.len());
+            if !self.output.is_empty() {
+                self.transmit.push_back(self.output.split().freeze());
+            }
+            self.transmit.push_back(payload);
+        } else {
+            self.write_frame(true, opcode, &payload);
+        }
+    }
+
+    /// Appends a whole frame to the output, masking it for a client.
+    fn write_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        let key = self.write_header(fin, opcode, payload.len());
+        // Order holds: `output` only ever holds bytes that follow the last
+        // chunk moved to `transmit`.
+        let start = self.output.len();
+        self.output.extend_from_slice(payload);
+        if let Some(key) = key {
+            apply_mask(&mut self.output[start..], key, 0);
+        }
+    }
+
+    /// Appends a frame header; returns the masking key for a client.
+    fn write_header(&mut self, fin: bool, opcode: OpCode, len: usize) -> Option<[u8; 4]> {
+        // RFC 6455 §5.3: the masking key is "a new 32-bit value ... from a
+        // strong source of entropy" for every frame.
+        let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: len as u64,
+        };
+        let (bytes, n) = header.encode();
+        self.output.extend_from_slice(&bytes[..n]);
+        mask
+    }
+}
+
+fn close_payload(code: CloseCode, reason: &str) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&code.0.to_be_bytes());
+    payload.extend_from_slice(reason.as_bytes());
+    payload
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

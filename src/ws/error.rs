@@ -1,0 +1,93 @@
+//! The front-end's error type.
+
+use std::{fmt, io};
+
+use crate::handshake::HandshakeError;
+use crate::http::HttpError;
+use crate::proto::{ProtocolError, SendError};
+
+/// Everything that can go wrong on a [`WebSocket`](super::WebSocket).
+///
+/// [`is_peer_fault`](Error::is_peer_fault) tells the peer's misbehaviour
+/// (a protocol violation, a bad handshake) from the caller's mistakes and
+/// from the transport's failures.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed.
+    Io(io::Error),
+    /// The peer broke RFC 6455; the connection has been failed with
+    /// [`ProtocolError::close_code`].
+    Protocol(ProtocolError),
+    /// The caller asked for something the connection cannot do; nothing was sent.
+    Send(SendError),
+    /// The opening handshake failed.
+    Handshake(HandshakeError),
+    /// The opening handshake did not finish in time.
+    HandshakeTimeout,
+}
+
+impl Error {
+    /// Whether the remote end is to blame.
+    pub fn is_peer_fault(&self) -> bool {
+        match self {
+            Error::Protocol(_) | Error::HandshakeTimeout => true,
+            Error::Handshake(e) => e.is_peer_fault(),
+            Error::Io(_) | Error::Send(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::Send(e) => write!(f, "cannot send: {e}"),
+            Error::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Error::HandshakeTimeout => f.write_str("handshake timed out"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Protocol(e) => Some(e),
+            Error::Send(e) => Some(e),
+            Error::Handshake(e) => Some(e),
+            Error::HandshakeTimeout => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        Error::Send(e)
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Error::Handshake(e)
+    }
+}
+
+impl From<HttpError> for Error {
+    fn from(e: HttpError) -> Self {
+        Error::Handshake(HandshakeError::from(e))
+    }
+}

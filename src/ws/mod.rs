@@ -1,0 +1,18 @@
+//! The tokio front-end: [`WebSocket`] over any `AsyncRead + AsyncWrite`
+//! stream, [`accept`] for servers, [`connect`] for clients, and
+//! [`WebSocket::split`] into halves for two tasks.
+//!
+//! Each is a thin loop around the sans-IO [`Connection`](crate::proto::Connection):
+//! read bytes into it, hand its events to the caller, write what it queues.
+
+mod error;
+mod handshake_io;
+mod socket;
+mod split;
+
+pub use error::Error;
+pub use handshake_io::{
+    accept, accept_with, client_handshake, connect, connect_with, AcceptConfig, ConnectConfig,
+};
+pub use socket::WebSocket;
+pub use split::{WsReader, WsWriter};

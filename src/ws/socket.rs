@@ -1,0 +1,248 @@
+//! [`WebSocket`]: the sans-IO [`Connection`] driven over a tokio stream.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::pin::{pin, Pin};
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::Error;
+use crate::proto::{CloseCode, Config, Connection, Event, Message, Role, State};
+
+/// Read at least this much at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Gather at most this many chunks into one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// A WebSocket connection over any tokio byte stream.
+///
+/// Made by [`accept`](super::accept) or [`connect`](super::connect) (or
+/// [`from_raw`](Self::from_raw) after a handshake done elsewhere). Received
+/// pings are answered and received close frames are replied to
+/// automatically; keep calling [`recv`](Self::recv) until it returns
+/// `Ok(None)` to see the connection through to its end.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    io: S,
+    conn: Connection,
+    /// Chunks taken from the connection and not yet fully written.
+    pending: VecDeque<Bytes>,
+    transport_closed: bool,
+    /// A failure to report once its close frame is written.
+    failure: Option<crate::proto::ProtocolError>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a stream whose opening handshake is complete. `leftover` is any
+    /// input read past the handshake (frames the peer sent right after it).
+    pub fn from_raw(io: S, role: Role, config: Config, leftover: &[u8]) -> Self {
+        let mut conn = Connection::new(role, config);
+        conn.receive_data(leftover);
+        WebSocket {
+            io,
+            conn,
+            pending: VecDeque::new(),
+            transport_closed: false,
+            failure: None,
+        }
+    }
+
+    /// The sans-IO connection underneath, e.g. for its [`State`].
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The state of the closing handshake.
+    pub fn state(&self) -> State {
+        self.conn.state()
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Receives the next message.
+    ///
+    /// Returns `Ok(Some(message))` for each data message, ping, pong and the
+    /// peer's close frame; `Ok(None)` once the connection is closed and the
+    /// transport shut down (after a clean close handshake); `Err` when the
+    /// peer broke the protocol (the connection is then failed with the
+    /// matching close code) or the transport failed.
+    ///
+    /// Cancel-safe: every byte read is kept in the connection, so dropping a
+    /// pending `recv` (for example in `tokio::select!`) loses no data, and
+    /// the next call carries on where it stopped.
+    ///
+    /// A server closes the transport as soon as the close handshake is done.
+    /// A client waits for the server to close it (RFC 6455 §7.1.1); wrap the
+    /// call in `tokio::time::timeout` to bound that wait.
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The poll form of [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
+        let waker = cx.waker().clone();
+        let mut write_cx = Context::from_waker(&waker);
+        self.poll_recv_split(cx, &mut write_cx)
+    }
+
+    /// [`poll_recv`](Self::poll_recv) with a separate context for writes,
+    /// so split halves can share write readiness.
+    pub(crate) fn poll_recv_split(
+        &mut self,
+        cx: &mut Context<'_>,
+        write_cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Message>, Error>> {
+        loop {
+            if self.failure.is_some() {
+                // RFC 6455 §7.1.7: send the close frame, then close the
+                // transport, before reporting the failure. The peer may be
+                // gone already: I/O errors here change nothing.
+                if let Ok(()) = ready!(self.poll_write_pending(write_cx)) {
+                    let _ = ready!(self.poll_finish(cx));
+                }
+                if let Some(error) = self.failure.take() {
+                    return Poll::Ready(Err(Error::Protocol(error)));
+                }
+            }
+            match self.conn.poll_event() {
+                Some(Event::Message(message)) => {
+                    // Start writing any automatic reply; it finishes on a later call.
+                    let _ = self.poll_write_pending(write_cx)?;
+                    return Poll::Ready(Ok(Some(message)));
+                }
+                Some(Event::Failed(error)) => {
+                    self.failure = Some(error);
+                    continue;
+                }
+                None => {}
+            }
+            if !self.conn.wants_input() {
+                ready!(self.poll_write_pending(write_cx))?;
+                return self.poll_finish(cx).map_ok(|()| None);
+            }
+            // Writes in flight must not hold up reading.
+            let _ = self.poll_write_pending(write_cx)?;
+            let buf = self.conn.input_buffer();
+            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+                buf.reserve(READ_CHUNK);
+            }
+            let n = ready!(pin!(self.io.read_buf(buf)).poll(cx))?;
+            if n == 0 {
+                self.conn.receive_eof();
+            } else {
+                self.conn.handle_input();
+            }
+        }
+    }
+
+    /// After the connection is closed: shut the transport down when the
+    /// connection says so, or (a client after a clean close) wait for the
+    /// peer to close it.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.transport_closed {
+            return Poll::Ready(Ok(()));
+        }
+        if !self.conn.should_close_transport() {
+            // Drain until EOF; the data is no longer wanted.
+            let mut sink = [0u8; 512];
+            loop {
+                let mut rb = tokio::io::ReadBuf::new(&mut sink);
+                match ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb)) {
+                    Ok(()) if rb.filled().is_empty() => break,
+                    Ok(()) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        // The peer may already be gone; a failed shutdown changes nothing.
+        let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+        self.transport_closed = true;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends a message and flushes it.
+    ///
+    /// If the future is dropped before it completes, the message is still
+    /// queued and goes out with the next send, flush or recv.
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.feed(message)?;
+        self.flush().await
+    }
+
+    /// Queues a message without writing it; [`flush`](Self::flush) writes
+    /// everything queued. Lets many small messages share one write.
+    pub fn feed(&mut self, message: Message) -> Result<(), Error> {
+        self.conn.send(message)?;
+        Ok(())
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// The poll form of [`flush`](Self::flush).
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.poll_write_pending(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx).map_err(Error::Io)
+    }
+
+    /// Starts the closing handshake and flushes the close frame. Keep
+    /// calling [`recv`](Self::recv) until it returns `Ok(None)` to receive
+    /// the peer's close and let the transport close.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush().await
+    }
+
+    /// Whether any received message is ready without reading the transport.
+    pub fn has_buffered_message(&self) -> bool {
+        self.conn.has_events()
+    }
+
+    /// Writes queued output until done or the transport would block.
+    fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            while let Some(chunk) = self.conn.poll_transmit() {
+                self.pending.push_back(chunk);
+            }
+            if self.pending.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let count = self.pending.len().min(MAX_IOVECS);
+            for (slice, chunk) in slices.iter_mut().zip(self.pending.iter()) {
+                *slice = IoSlice::new(chunk);
+            }
+            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.consume(written);
+        }
+    }
+
+    fn consume(&mut self, mut written: usize) {
+        while written > 0 {
+            let Some(front) = self.pending.front_mut() else {
+                return;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                self.pending.pop_front();
+            } else {
+                let _ = front.split_to(written);
+                written = 0;
+            }
+        }
+    }
+}
