@@ -59,7 +59,10 @@ async fn client_and_server_exchange_messages_and_close_cleanly() {
         assert_eq!(client.recv().await.unwrap().as_ref(), Some(message));
     }
     client.send(Message::Ping("p".into())).await.unwrap();
-    assert_eq!(client.recv().await.unwrap(), Some(Message::Pong("p".into())));
+    assert_eq!(
+        client.recv().await.unwrap(),
+        Some(Message::Pong("p".into()))
+    );
     client.close(CloseCode::NORMAL, "bye").await.unwrap();
     let expected_close = Message::Close(Some(CloseFrame {
         code: CloseCode::NORMAL,
@@ -91,7 +94,10 @@ async fn recv_is_cancel_safe() {
     while received.len() < 2 {
         received.push(server.recv().await.unwrap().unwrap());
     }
-    assert_eq!(received, vec![Message::text(text), Message::binary(&b"second"[..])]);
+    assert_eq!(
+        received,
+        vec![Message::text(text), Message::binary(&b"second"[..])]
+    );
 }
 
 #[tokio::test]
@@ -100,7 +106,10 @@ async fn split_halves_work_from_two_tasks_and_the_reader_answers_pings() {
         let mut socket = socket.unwrap();
         // Ping the client, expect the pong although the client's writer is
         // busy elsewhere, then tell it so.
-        socket.send(Message::Ping("are you alive".into())).await.unwrap();
+        socket
+            .send(Message::Ping("are you alive".into()))
+            .await
+            .unwrap();
         let mut data_seen = 0;
         loop {
             match socket.recv().await.unwrap() {
@@ -120,15 +129,27 @@ async fn split_halves_work_from_two_tasks_and_the_reader_answers_pings() {
     let (mut reader, mut writer) = client.split();
     let writing = tokio::spawn(async move {
         for i in 0..100u32 {
-            writer.send(Message::binary(i.to_be_bytes().to_vec())).await.unwrap();
+            writer
+                .send(Message::binary(i.to_be_bytes().to_vec()))
+                .await
+                .unwrap();
         }
         writer
     });
-    assert_eq!(reader.recv().await.unwrap(), Some(Message::Ping("are you alive".into())));
-    assert_eq!(reader.recv().await.unwrap(), Some(Message::text("got pong")));
+    assert_eq!(
+        reader.recv().await.unwrap(),
+        Some(Message::Ping("are you alive".into()))
+    );
+    assert_eq!(
+        reader.recv().await.unwrap(),
+        Some(Message::text("got pong"))
+    );
     let mut writer = writing.await.unwrap();
     writer.close(CloseCode::NORMAL, "").await.unwrap();
-    assert!(matches!(reader.recv().await.unwrap(), Some(Message::Close(_))));
+    assert!(matches!(
+        reader.recv().await.unwrap(),
+        Some(Message::Close(_))
+    ));
     assert_eq!(reader.recv().await.unwrap(), None);
 }
 
@@ -164,23 +185,43 @@ async fn bad_handshakes_get_their_status_over_the_wire() {
     let good_origin = "Origin: http://good.example\r\n";
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (upgrade_request(good_origin, "8"), "HTTP/1.1 426"),
-        (upgrade_request("Origin: http://evil.example\r\n", "13"), "HTTP/1.1 403"),
-        (b"POST /chat HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "HTTP/1.1 400"),
-        (b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-           Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        (
+            upgrade_request("Origin: http://evil.example\r\n", "13"),
+            "HTTP/1.1 403",
+        ),
+        (
+            b"POST /chat HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (
+            b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+           Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                .to_vec(),
+            "HTTP/1.1 400",
+        ),
         (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), "HTTP/1.1 400"),
-        (format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000)).into_bytes(), "HTTP/1.1 431"),
+        (
+            format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000)).into_bytes(),
+            "HTTP/1.1 431",
+        ),
     ];
     for (request, status) in cases {
         let answer = raw_exchange(&addr, &request).await;
         assert!(answer.starts_with(status), "{status}: got {answer:?}");
-        assert_eq!(answer.lines().last().map(str::is_empty), Some(false), "a reason in the body");
+        assert_eq!(
+            answer.lines().last().map(str::is_empty),
+            Some(false),
+            "a reason in the body"
+        );
     }
     let answer = raw_exchange(&addr, &upgrade_request(good_origin, "8")).await;
     assert!(answer.contains("Sec-WebSocket-Version: 13\r\n"));
     // A good request is accepted with the RFC's accept value and the chosen protocol.
     let mut stream = TcpStream::connect(&addr).await.unwrap();
-    let request = upgrade_request(&format!("{good_origin}Sec-WebSocket-Protocol: superchat, chat\r\n"), "13");
+    let request = upgrade_request(
+        &format!("{good_origin}Sec-WebSocket-Protocol: superchat, chat\r\n"),
+        "13",
+    );
     stream.write_all(&request).await.unwrap();
     let mut buf = vec![0u8; 1024];
     let n = stream.read(&mut buf).await.unwrap();
@@ -222,7 +263,9 @@ async fn invalid_utf8_fails_before_the_frame_completes_over_the_wire() {
         async move {
             let mut socket = socket.unwrap();
             let result = socket.recv().await;
-            errors.send(result.map(|_| ()).err().map(|e| e.to_string())).unwrap();
+            errors
+                .send(result.map(|_| ()).err().map(|e| e.to_string()))
+                .unwrap();
         }
     })
     .await;
@@ -247,7 +290,9 @@ async fn oversized_message_gets_1009_over_the_wire() {
         let result = socket.recv().await;
         assert!(matches!(
             result,
-            Err(Error::Protocol(ProtocolError::MessageTooBig { limit: 1000 }))
+            Err(Error::Protocol(ProtocolError::MessageTooBig {
+                limit: 1000
+            }))
         ));
     })
     .await;
@@ -263,8 +308,13 @@ async fn a_misbehaving_client_does_not_disturb_another() {
     let addr = echo_server(AcceptConfig::default()).await;
     let (mut good, _) = ws::connect(&format!("ws://{addr}/")).await.unwrap();
     let mut bad = upgraded_raw_client(&addr).await;
-    bad.write_all(&common::server_frame(true, 0x1, b"unmasked")).await.unwrap();
+    bad.write_all(&common::server_frame(true, 0x1, b"unmasked"))
+        .await
+        .unwrap();
     assert_eq!(close_code_from(&mut bad).await, 1002);
     good.send(Message::text("still here")).await.unwrap();
-    assert_eq!(good.recv().await.unwrap(), Some(Message::text("still here")));
+    assert_eq!(
+        good.recv().await.unwrap(),
+        Some(Message::text("still here"))
+    );
 }
