@@ -318,3 +318,38 @@ async fn a_misbehaving_client_does_not_disturb_another() {
         Some(Message::text("still here"))
     );
 }
+
+#[tokio::test]
+async fn permessage_deflate_is_negotiated_and_used_over_the_wire() {
+    use rtwire::proto::deflate::DeflateConfig;
+    use rtwire::ws::ConnectConfig;
+    let addr = echo_server(AcceptConfig::default().deflate(DeflateConfig::default())).await;
+    let config = ConnectConfig::default().deflate(DeflateConfig::lean());
+    let (mut client, response) = ws::connect_with(&format!("ws://{addr}/"), &config)
+        .await
+        .unwrap();
+    let answer = response.headers.get("sec-websocket-extensions").unwrap();
+    assert_eq!(
+        answer,
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+         server_max_window_bits=9; client_max_window_bits=9"
+    );
+    assert!(client.connection().deflate_enabled());
+    let text = "compress me, ".repeat(5000);
+    for _ in 0..3 {
+        client.send(Message::text(text.clone())).await.unwrap();
+        assert_eq!(
+            client.recv().await.unwrap(),
+            Some(Message::text(text.clone()))
+        );
+    }
+    // A server without the extension declines the offer; the client goes on plain.
+    let plain = echo_server(AcceptConfig::default()).await;
+    let (mut client, response) = ws::connect_with(&format!("ws://{plain}/"), &config)
+        .await
+        .unwrap();
+    assert!(response.headers.get("sec-websocket-extensions").is_none());
+    assert!(!client.connection().deflate_enabled());
+    client.send(Message::text(text.clone())).await.unwrap();
+    assert_eq!(client.recv().await.unwrap(), Some(Message::text(text)));
+}

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+use rtwire::proto::deflate::DeflateConfig;
 use rtwire::proto::Message;
-use rtwire::ws::{self, Error, WebSocket};
+use rtwire::ws::{self, AcceptConfig, ConnectConfig, Error, WebSocket};
 
 const USAGE: &str = "\
 usage:
@@ -117,7 +118,8 @@ async fn echo_server(options: Options) -> Result<(), String> {
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            if let Ok(mut socket) = ws::accept(stream).await {
+            let config = AcceptConfig::default().deflate(DeflateConfig::default());
+            if let Ok(mut socket) = ws::accept_with(stream, &config).await {
                 let _ = echo(&mut socket).await;
             }
         });
@@ -145,7 +147,8 @@ async fn autobahn_client(options: Options) -> Result<(), String> {
     eprintln!("rtwire autobahn-client: {count} cases");
     for case in 1..=count {
         let url = format!("{base}/runCase?case={case}&agent={agent}");
-        match ws::connect(&url).await {
+        let config = ConnectConfig::default().deflate(DeflateConfig::default());
+        match ws::connect_with(&url, &config).await {
             Ok((mut socket, _)) => {
                 let _ = echo(&mut socket).await;
             }

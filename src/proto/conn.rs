@@ -34,8 +34,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 
 use super::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use super::deflate::{Codec, Deflate, InflateError};
 use super::error::{ProtocolError, SendError};
-use super::frame::{FrameHeader, OpCode};
+use super::frame::{FrameHeader, OpCode, RSV1};
 use super::mask::apply_mask;
 use super::message::{Message, Utf8Bytes};
 use super::utf8::Utf8Validator;
@@ -126,7 +127,9 @@ struct PartialFrame {
 #[derive(Debug)]
 struct PartialMessage {
     text: bool,
-    buf: BytesMut,
+    /// Sent compressed (RSV1 on its first frame): `buf` holds inflated data.
+    compressed: bool,
+    buf: Vec<u8>,
 }
 
 /// One end of a WebSocket connection, without I/O. See the [module docs](self).
@@ -146,6 +149,8 @@ pub struct Connection {
     events: VecDeque<Event>,
     output: BytesMut,
     transmit: VecDeque<Bytes>,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Codec>,
 }
 
 impl Connection {
@@ -165,7 +170,20 @@ impl Connection {
             events: VecDeque::new(),
             output: BytesMut::new(),
             transmit: VecDeque::new(),
+            deflate: None,
         }
+    }
+
+    /// Enables permessage-deflate as agreed in the handshake (RFC 7692).
+    /// Compression state is only allocated when a message needs it.
+    pub fn with_deflate(mut self, agreed: Deflate) -> Connection {
+        self.deflate = Some(Codec::new(agreed, self.role == Role::Server));
+        self
+    }
+
+    /// Whether permessage-deflate is in use.
+    pub fn deflate_enabled(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// This end's role.
@@ -280,11 +298,13 @@ impl Connection {
             self.input.advance(header_len);
             // check_header bounded the length by max_frame_size, a usize.
             let len = header.payload_len as usize;
-            let utf8 = match header.opcode {
-                OpCode::Text => true,
-                OpCode::Continuation => self.message.as_ref().is_some_and(|m| m.text),
-                _ => false,
-            };
+            // Compressed text is validated after inflating, not on the wire.
+            let utf8 = !self.is_compressed(&header)
+                && match header.opcode {
+                    OpCode::Text => true,
+                    OpCode::Continuation => self.message.as_ref().is_some_and(|m| m.text),
+                    _ => false,
+                };
             if len > self.input.len() {
                 self.input.reserve(len - self.input.len());
             }
@@ -328,8 +348,13 @@ impl Connection {
     /// any of its payload is read.
     fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
         // RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that
-        // defines meanings for non-zero values."
-        if header.rsv != 0 {
+        // defines meanings for non-zero values." RFC 7692 §6: permessage-deflate
+        // sets RSV1 on the first frame of a compressed data message only.
+        let allowed = match header.opcode {
+            OpCode::Text | OpCode::Binary if self.deflate.is_some() => RSV1,
+            _ => 0,
+        };
+        if header.rsv & !allowed != 0 {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }
         // RFC 6455 §5.1: "The server MUST close the connection upon receiving
@@ -357,7 +382,10 @@ impl Connection {
             (OpCode::Continuation, Some(m)) => m.buf.len() as u64,
             _ => 0,
         };
+        // A compressed message's limit applies to its inflated size, checked
+        // while inflating.
         if !header.opcode.is_control()
+            && !self.is_compressed(header)
             && assembled + header.payload_len > self.config.max_message_size as u64
         {
             return Err(ProtocolError::MessageTooBig {
@@ -367,25 +395,43 @@ impl Connection {
         Ok(())
     }
 
+    /// Whether the frame carries compressed data: the first frame of a
+    /// compressed message has RSV1 (RFC 7692 §6), its continuations do not.
+    fn is_compressed(&self, header: &FrameHeader) -> bool {
+        header.rsv & RSV1 != 0
+            || (header.opcode == OpCode::Continuation
+                && self.message.as_ref().is_some_and(|m| m.compressed))
+    }
+
     fn handle_frame(&mut self, header: FrameHeader, payload: Bytes) -> Result<(), ProtocolError> {
         match header.opcode {
             OpCode::Text | OpCode::Binary => {
                 let text = header.opcode == OpCode::Text;
-                if header.fin {
+                let compressed = header.rsv & RSV1 != 0;
+                if header.fin && !compressed {
+                    // The common case: the payload goes out as it came in.
                     self.deliver(text, payload)?;
+                    return Ok(());
+                }
+                let mut message = PartialMessage {
+                    text,
+                    compressed,
+                    buf: Vec::new(),
+                };
+                self.append(&mut message, &payload, header.fin)?;
+                if header.fin {
+                    self.deliver(text, Bytes::from(message.buf))?;
                 } else {
-                    let mut buf = BytesMut::with_capacity(payload.len().max(4096));
-                    buf.extend_from_slice(&payload);
-                    self.message = Some(PartialMessage { text, buf });
+                    self.message = Some(message);
                 }
             }
             OpCode::Continuation => {
-                if let Some(message) = self.message.as_mut() {
-                    message.buf.extend_from_slice(&payload);
-                }
-                if header.fin {
-                    if let Some(message) = self.message.take() {
-                        self.deliver(message.text, message.buf.freeze())?;
+                if let Some(mut message) = self.message.take() {
+                    self.append(&mut message, &payload, header.fin)?;
+                    if header.fin {
+                        self.deliver(message.text, Bytes::from(message.buf))?;
+                    } else {
+                        self.message = Some(message);
                     }
                 }
             }
@@ -401,6 +447,37 @@ impl Connection {
             // RFC 6455 §5.5.3: an unsolicited pong needs no response.
             OpCode::Pong => self.emit(Message::Pong(payload)),
             OpCode::Close => self.handle_close(&payload)?,
+        }
+        Ok(())
+    }
+
+    /// Adds a frame's payload to a message being assembled: copied, or
+    /// inflated (and then UTF-8 checked, as the wire bytes were not).
+    fn append(
+        &mut self,
+        message: &mut PartialMessage,
+        payload: &[u8],
+        last: bool,
+    ) -> Result<(), ProtocolError> {
+        if !message.compressed {
+            message.buf.extend_from_slice(payload);
+            return Ok(());
+        }
+        let Some(codec) = self.deflate.as_mut() else {
+            return Err(ProtocolError::ReservedBits(RSV1));
+        };
+        let start = message.buf.len();
+        let limit = self.config.max_message_size;
+        codec
+            .inflate(payload, last, &mut message.buf, limit)
+            .map_err(|e| match e {
+                InflateError::TooBig => ProtocolError::MessageTooBig { limit },
+                InflateError::Corrupt => ProtocolError::BadCompression,
+            })?;
+        if message.text {
+            self.utf8
+                .feed(&message.buf[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         Ok(())
     }
@@ -563,20 +640,30 @@ impl Connection {
     }
 
     fn write_data(&mut self, opcode: OpCode, payload: Bytes) {
+        let (rsv, payload) = match self.deflate.as_mut() {
+            Some(codec) if codec.should_compress(payload.len()) => {
+                (RSV1, Bytes::from(codec.compress(&payload)))
+            }
+            _ => (0, payload),
+        };
         if self.role == Role::Server && payload.len() >= ZERO_COPY_MIN {
-            self.write_header(true, opcode, payload.len());
+            self.write_header(true, rsv, opcode, payload.len());
             if !self.output.is_empty() {
                 self.transmit.push_back(self.output.split().freeze());
             }
             self.transmit.push_back(payload);
         } else {
-            self.write_frame(true, opcode, &payload);
+            self.write_frame_rsv(true, rsv, opcode, &payload);
         }
     }
 
     /// Appends a whole frame to the output, masking it for a client.
     fn write_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
-        let key = self.write_header(fin, opcode, payload.len());
+        self.write_frame_rsv(fin, 0, opcode, payload);
+    }
+
+    fn write_frame_rsv(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
+        let key = self.write_header(fin, rsv, opcode, payload.len());
         // Order holds: `output` only ever holds bytes that follow the last
         // chunk moved to `transmit`.
         let start = self.output.len();
@@ -587,13 +674,13 @@ impl Connection {
     }
 
     /// Appends a frame header; returns the masking key for a client.
-    fn write_header(&mut self, fin: bool, opcode: OpCode, len: usize) -> Option<[u8; 4]> {
+    fn write_header(&mut self, fin: bool, rsv: u8, opcode: OpCode, len: usize) -> Option<[u8; 4]> {
         // RFC 6455 §5.3: the masking key is "a new 32-bit value ... from a
         // strong source of entropy" for every frame.
         let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             payload_len: len as u64,

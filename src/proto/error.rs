@@ -25,6 +25,8 @@ pub enum ProtocolError {
     MessageInterleaved,
     /// Text that is not UTF-8 (§8.1), close code 1007.
     InvalidUtf8,
+    /// A compressed message that does not inflate (RFC 7692), close code 1007.
+    BadCompression,
     /// A close frame with an invalid payload (§5.5.1, §7.4).
     InvalidClose(ClosePayloadError),
     /// A frame larger than the configured limit, close code 1009.
@@ -47,7 +49,9 @@ impl ProtocolError {
     /// The close code this failure is reported with.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::BadCompression => {
+                CloseCode::INVALID_PAYLOAD
+            }
             ProtocolError::InvalidClose(ClosePayloadError::InvalidReason) => {
                 CloseCode::INVALID_PAYLOAD
             }
@@ -74,6 +78,7 @@ impl fmt::Display for ProtocolError {
                 f.write_str("new message before the last one ended")
             }
             ProtocolError::InvalidUtf8 => f.write_str("invalid UTF-8 in text"),
+            ProtocolError::BadCompression => f.write_str("compressed message does not inflate"),
             ProtocolError::InvalidClose(e) => e.fmt(f),
             ProtocolError::FrameTooBig { len, limit } => {
                 write!(f, "frame of {len} bytes exceeds the limit of {limit}")

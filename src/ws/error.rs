@@ -4,6 +4,7 @@ use std::{fmt, io};
 
 use crate::handshake::HandshakeError;
 use crate::http::HttpError;
+use crate::proto::deflate::NegotiationError;
 use crate::proto::{ProtocolError, SendError};
 
 /// Everything that can go wrong on a [`WebSocket`](super::WebSocket).
@@ -25,13 +26,15 @@ pub enum Error {
     Handshake(HandshakeError),
     /// The opening handshake did not finish in time.
     HandshakeTimeout,
+    /// The server's permessage-deflate answer breaks RFC 7692.
+    Negotiation(NegotiationError),
 }
 
 impl Error {
     /// Whether the remote end is to blame.
     pub fn is_peer_fault(&self) -> bool {
         match self {
-            Error::Protocol(_) | Error::HandshakeTimeout => true,
+            Error::Protocol(_) | Error::HandshakeTimeout | Error::Negotiation(_) => true,
             Error::Handshake(e) => e.is_peer_fault(),
             Error::Io(_) | Error::Send(_) => false,
         }
@@ -46,6 +49,7 @@ impl fmt::Display for Error {
             Error::Send(e) => write!(f, "cannot send: {e}"),
             Error::Handshake(e) => write!(f, "handshake failed: {e}"),
             Error::HandshakeTimeout => f.write_str("handshake timed out"),
+            Error::Negotiation(e) => write!(f, "extension negotiation failed: {e}"),
         }
     }
 }
@@ -58,6 +62,7 @@ impl std::error::Error for Error {
             Error::Send(e) => Some(e),
             Error::Handshake(e) => Some(e),
             Error::HandshakeTimeout => None,
+            Error::Negotiation(e) => Some(e),
         }
     }
 }
@@ -89,5 +94,11 @@ impl From<HandshakeError> for Error {
 impl From<HttpError> for Error {
     fn from(e: HttpError) -> Self {
         Error::Handshake(HandshakeError::from(e))
+    }
+}
+
+impl From<NegotiationError> for Error {
+    fn from(e: NegotiationError) -> Self {
+        Error::Negotiation(e)
     }
 }

@@ -9,7 +9,8 @@ use tokio::net::TcpStream;
 use super::{Error, WebSocket};
 use crate::handshake::{self, ClientHandshake, HandshakeError, ServerHook, ServerOptions, WsUrl};
 use crate::http::{HeadLimits, Parse, Request, Response};
-use crate::proto::{Config, Role};
+use crate::proto::deflate::DeflateConfig;
+use crate::proto::{Config, Connection, Role};
 
 /// How a server accepts connections.
 #[derive(Clone)]
@@ -24,6 +25,9 @@ pub struct AcceptConfig {
     /// Chooses a subprotocol and checks the `Origin`. Default: no
     /// subprotocol, any origin.
     pub hook: Arc<dyn ServerHook>,
+    /// permessage-deflate (RFC 7692) to accept when a client offers it.
+    /// Default `None`: compression off.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for AcceptConfig {
@@ -33,6 +37,7 @@ impl Default for AcceptConfig {
             head_limits: HeadLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             hook: Arc::new(ServerOptions::default()),
+            deflate: None,
         }
     }
 }
@@ -49,6 +54,12 @@ impl AcceptConfig {
         self.connection = config;
         self
     }
+
+    /// Accepts permessage-deflate offers under `config`.
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.deflate = Some(config);
+        self
+    }
 }
 
 impl std::fmt::Debug for AcceptConfig {
@@ -57,6 +68,7 @@ impl std::fmt::Debug for AcceptConfig {
             .field("connection", &self.connection)
             .field("head_limits", &self.head_limits)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("deflate", &self.deflate)
             .finish_non_exhaustive()
     }
 }
@@ -103,16 +115,21 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
         }
         Ok(Ok(found)) => found,
     };
-    match handshake::server_accept(&request, config.hook.as_ref(), None) {
+    // An offer that cannot be honoured is declined: no extension, no error.
+    let deflate = config
+        .deflate
+        .as_ref()
+        .and_then(|d| d.accept_offers(request.headers.get_all("sec-websocket-extensions")));
+    let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
+    match handshake::server_accept(&request, config.hook.as_ref(), answer) {
         Ok(accepted) => {
             stream.write_all(&accepted.response).await?;
             stream.flush().await?;
-            Ok(WebSocket::from_raw(
-                stream,
-                Role::Server,
-                config.connection.clone(),
-                &leftover,
-            ))
+            let mut conn = Connection::new(Role::Server, config.connection.clone());
+            if let Some((agreed, _)) = deflate {
+                conn = conn.with_deflate(agreed);
+            }
+            Ok(WebSocket::from_connection(stream, conn, &leftover))
         }
         Err(e) => Err(reject(&mut stream, e).await),
     }
@@ -153,6 +170,8 @@ pub struct ConnectConfig {
     pub head_limits: HeadLimits,
     /// Subprotocols to offer, in order of preference.
     pub protocols: Vec<String>,
+    /// permessage-deflate (RFC 7692) to offer. Default `None`: compression off.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl ConnectConfig {
@@ -165,6 +184,12 @@ impl ConnectConfig {
     /// Sets the connection's limits.
     pub fn connection(mut self, config: Config) -> Self {
         self.connection = config;
+        self
+    }
+
+    /// Offers permessage-deflate under `config`.
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.deflate = Some(config);
         self
     }
 }
@@ -187,7 +212,8 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     url: &WsUrl,
     config: &ConnectConfig,
 ) -> Result<(WebSocket<S>, Response), Error> {
-    let handshake = ClientHandshake::new(url, &config.protocols, None);
+    let offer = config.deflate.as_ref().map(DeflateConfig::offer);
+    let handshake = ClientHandshake::new(url, &config.protocols, offer.as_deref());
     stream.write_all(&handshake.request()).await?;
     stream.flush().await?;
     let (response, leftover) = match read_head(&mut stream, &config.head_limits, Response::parse)
@@ -198,9 +224,18 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Err(ReadHeadError::Eof) => return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
         Err(ReadHeadError::Http(e)) => return Err(e.into()),
     };
-    handshake.validate_response(&response)?;
-    let ws = WebSocket::from_raw(stream, Role::Client, config.connection.clone(), &leftover);
-    Ok((ws, response))
+    let accepted = handshake.validate_response(&response)?;
+    let mut conn = Connection::new(Role::Client, config.connection.clone());
+    // validate_response refused extensions we did not offer.
+    if let (Some(answer), Some(deflate)) = (&accepted.extensions, &config.deflate) {
+        // RFC 7692 §7.1: a client fails the connection on an answer that
+        // breaks the rules; dropping the stream closes it.
+        conn = conn.with_deflate(deflate.check_response(answer)?);
+    }
+    Ok((
+        WebSocket::from_connection(stream, conn, &leftover),
+        response,
+    ))
 }
 
 enum ReadHeadError {

@@ -38,7 +38,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a stream whose opening handshake is complete. `leftover` is any
     /// input read past the handshake (frames the peer sent right after it).
     pub fn from_raw(io: S, role: Role, config: Config, leftover: &[u8]) -> Self {
-        let mut conn = Connection::new(role, config);
+        Self::from_connection(io, Connection::new(role, config), leftover)
+    }
+
+    /// Wraps a stream and a [`Connection`] set up by the caller (e.g. with
+    /// [`Connection::with_deflate`]); `leftover` as for [`from_raw`](Self::from_raw).
+    pub fn from_connection(io: S, mut conn: Connection, leftover: &[u8]) -> Self {
         conn.receive_data(leftover);
         WebSocket {
             io,
