@@ -65,6 +65,7 @@
 
 pub mod handshake;
 pub mod http;
+pub mod hub;
 pub mod proto;
 pub mod ws;
 

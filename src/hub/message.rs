@@ -1,0 +1,102 @@
+//! Published messages and their per-format encoding cache.
+
+use super::id::{MessageId, SenderId};
+use bytes::Bytes;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+/// A wire format a transport encodes messages into, used as the key of
+/// [`HubMessage::encoded`]'s cache. There are [`FormatKey::SLOTS`] of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FormatKey(u8);
+
+impl FormatKey {
+    /// How many formats a message can cache. Small on purpose: every
+    /// message in every history carries one slot per format.
+    pub const SLOTS: usize = 4;
+    /// Server-sent events: the `id:`/`data:` block of one event.
+    pub const SSE: FormatKey = FormatKey(0);
+    /// JSON, for the polling transports.
+    pub const JSON: FormatKey = FormatKey(1);
+    /// A WebSocket text frame, ready to write.
+    pub const WS_TEXT: FormatKey = FormatKey(2);
+    /// A spare slot for one more format.
+    pub const OTHER: FormatKey = FormatKey(3);
+
+    /// The key for slot `index`, if it is below [`FormatKey::SLOTS`].
+    pub const fn new(index: u8) -> Option<FormatKey> {
+        if (index as usize) < Self::SLOTS {
+            Some(FormatKey(index))
+        } else {
+            None
+        }
+    }
+}
+
+/// A message as the hub stores and hands it out: shared (`Arc`) by the
+/// history and every subscriber queue, never copied.
+pub struct HubMessage {
+    /// The channel it was published to.
+    pub channel: Arc<str>,
+    /// Its id, the same for every subscriber of every transport.
+    pub id: MessageId,
+    /// The payload, opaque to the hub.
+    pub data: Bytes,
+    /// Who published it, if the publisher said.
+    pub sender: Option<SenderId>,
+    encodings: [OnceLock<Bytes>; FormatKey::SLOTS],
+}
+
+impl HubMessage {
+    pub(crate) fn new(
+        channel: Arc<str>,
+        id: MessageId,
+        data: Bytes,
+        sender: Option<SenderId>,
+    ) -> HubMessage {
+        HubMessage {
+            channel,
+            id,
+            data,
+            sender,
+            encodings: Default::default(),
+        }
+    }
+
+    /// This message in wire format `format`, encoded by `encode` the first
+    /// time any caller asks for that format and shared afterwards, so a
+    /// message fanned out to many subscribers is encoded once per format.
+    /// Concurrent first callers wait for one encoder rather than racing.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use rtwire::hub::{FormatKey, Hub};
+    ///
+    /// let hub = Hub::new();
+    /// let message = hub.publish("news", Bytes::from("hi"), None).unwrap();
+    /// let sse = |m: &rtwire::hub::HubMessage| {
+    ///     Bytes::from(format!("id: {}\ndata: {}\n\n", m.id, String::from_utf8_lossy(&m.data)))
+    /// };
+    /// let first = message.encoded(FormatKey::SSE, sse);
+    /// let again = message.encoded(FormatKey::SSE, |_| unreachable!("cached"));
+    /// assert_eq!(first.as_ptr(), again.as_ptr()); // the same bytes, shared
+    /// ```
+    pub fn encoded(&self, format: FormatKey, encode: impl FnOnce(&HubMessage) -> Bytes) -> Bytes {
+        match self.encodings.get(usize::from(format.0)) {
+            Some(slot) => slot.get_or_init(|| encode(self)).clone(),
+            // Unreachable: keys are checked on construction. Still no panic.
+            None => encode(self),
+        }
+    }
+}
+
+impl fmt::Debug for HubMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubMessage")
+            .field("channel", &self.channel)
+            .field("id", &self.id)
+            .field("data", &self.data)
+            .field("sender", &self.sender)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,234 @@
+//! Subscriber queues and the [`Subscription`] handle.
+
+use super::channel::Channel;
+use super::id::{MessageId, Resume, Since};
+use super::message::HubMessage;
+use super::Counters;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::Notify;
+
+/// Why a subscription ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The subscriber's queue was full when a message was published: it was
+    /// dropped rather than slow the publisher. Subscribe again with
+    /// [`Subscription::resume_from`] to continue from the last message seen.
+    Lagged,
+    /// The hub was shut down ([`Hub::shutdown`](super::Hub::shutdown)).
+    Shutdown,
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Closed::Lagged => "subscriber fell too far behind and was dropped",
+            Closed::Shutdown => "hub shut down",
+        })
+    }
+}
+
+impl std::error::Error for Closed {}
+
+/// What [`Queue::offer`] did with a message.
+pub(crate) enum Offer {
+    Queued,
+    /// The queue was full; it is now closed with [`Closed::Lagged`].
+    Lagged,
+    /// The queue was already closed.
+    Closed,
+}
+
+/// One subscriber's live queue: filled by publishers, drained by the
+/// [`Subscription`]. Publishers hold the lock only to push, never wait.
+pub(crate) struct Queue {
+    state: Mutex<QueueState>,
+    /// Woken when the queue turns non-empty or closes; one consumer only.
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct QueueState {
+    buf: VecDeque<Arc<HubMessage>>,
+    closed: Option<Closed>,
+}
+
+impl Queue {
+    pub(crate) fn new() -> Queue {
+        Queue {
+            state: Mutex::default(),
+            notify: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `message` unless `capacity` messages are already waiting, in
+    /// which case the queue closes with [`Closed::Lagged`].
+    pub(crate) fn offer(&self, message: &Arc<HubMessage>, capacity: usize) -> Offer {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            return Offer::Closed;
+        }
+        if state.buf.len() >= capacity {
+            drop(state);
+            self.close(Closed::Lagged);
+            return Offer::Lagged;
+        }
+        let was_empty = state.buf.is_empty();
+        state.buf.push_back(message.clone());
+        drop(state);
+        // The consumer only sleeps after finding the queue empty, so only
+        // the push that ends emptiness needs to wake it.
+        if was_empty {
+            self.notify.notify_one();
+        }
+        Offer::Queued
+    }
+
+    /// Ends the queue; queued messages are released at once (a dropped
+    /// subscriber must not pin memory), the consumer is woken.
+    pub(crate) fn close(&self, reason: Closed) {
+        let mut state = self.lock();
+        state.closed.get_or_insert(reason);
+        state.buf = VecDeque::new();
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    fn pop(&self) -> Result<Option<Arc<HubMessage>>, Closed> {
+        let mut state = self.lock();
+        match state.closed {
+            Some(reason) => Err(reason),
+            None => Ok(state.buf.pop_front()),
+        }
+    }
+
+    fn closed(&self) -> Option<Closed> {
+        self.lock().closed
+    }
+}
+
+/// Everything [`Channel`] hands back when it registers a subscriber.
+pub(crate) struct Registration {
+    pub(crate) key: u64,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) backlog: VecDeque<Arc<HubMessage>>,
+    pub(crate) resume: Resume,
+    /// The id just before the first message this subscription delivers.
+    pub(crate) cursor: MessageId,
+}
+
+/// A subscriber of one channel, made by
+/// [`Hub::subscribe`](super::Hub::subscribe): it yields the history newer
+/// than the requested starting point, then live messages, with no gap and
+/// no duplicate between the two. Dropping it unsubscribes.
+pub struct Subscription {
+    channel: Arc<Channel>,
+    counters: Arc<Counters>,
+    key: u64,
+    queue: Arc<Queue>,
+    backlog: VecDeque<Arc<HubMessage>>,
+    resume: Resume,
+    cursor: MessageId,
+    last_seen: Option<MessageId>,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        channel: Arc<Channel>,
+        counters: Arc<Counters>,
+        registration: Registration,
+    ) -> Subscription {
+        Subscription {
+            channel,
+            counters,
+            key: registration.key,
+            queue: registration.queue,
+            backlog: registration.backlog,
+            resume: registration.resume,
+            cursor: registration.cursor,
+            last_seen: None,
+        }
+    }
+
+    /// The channel subscribed to.
+    pub fn channel(&self) -> &str {
+        &self.channel.name
+    }
+
+    /// How the requested starting point related to the history: tell the
+    /// client about a [`Resume::Gap`] or [`Resume::EpochChanged`] before
+    /// the first message.
+    pub fn resume(&self) -> Resume {
+        self.resume
+    }
+
+    /// The id of the last message this subscription yielded.
+    pub fn last_seen(&self) -> Option<MessageId> {
+        self.last_seen
+    }
+
+    /// Where a new subscription should start to continue exactly where
+    /// this one stopped (e.g. after [`Closed::Lagged`]): after the last
+    /// message yielded, or after the point this one started from.
+    pub fn resume_from(&self) -> Since {
+        Since::After(self.cursor)
+    }
+
+    /// The next message, waiting for one if none is queued.
+    ///
+    /// Cancel-safe: a message is taken only when the future completes.
+    /// After an error every later call returns the same error.
+    pub async fn recv(&mut self) -> Result<Arc<HubMessage>, Closed> {
+        loop {
+            if let Some(message) = self.try_recv()? {
+                return Ok(message);
+            }
+            // A push between `try_recv` and here leaves a permit, so this
+            // cannot miss a wake-up.
+            self.queue.notify.notified().await;
+        }
+    }
+
+    /// The next message if one is ready, `Ok(None)` if none is.
+    ///
+    /// The end of the subscription is reported at once, ahead of any
+    /// history still undelivered: [`Subscription::resume_from`] picks it
+    /// up again.
+    pub fn try_recv(&mut self) -> Result<Option<Arc<HubMessage>>, Closed> {
+        let next = if self.backlog.is_empty() {
+            self.queue.pop()
+        } else {
+            match self.queue.closed() {
+                Some(reason) => Err(reason),
+                None => Ok(self.backlog.pop_front()),
+            }
+        };
+        let next = next.inspect_err(|_| self.backlog = VecDeque::new())?;
+        if let Some(message) = &next {
+            self.cursor = message.id;
+            self.last_seen = Some(message.id);
+        }
+        Ok(next)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.channel.unsubscribe(self.key, &self.counters);
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("channel", &self.channel.name)
+            .field("resume", &self.resume)
+            .field("last_seen", &self.last_seen)
+            .finish_non_exhaustive()
+    }
+}
