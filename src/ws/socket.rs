@@ -120,8 +120,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             match self.conn.poll_event() {
                 Some(Event::Message(message)) => {
-                    // Start writing any automatic reply; it finishes on a later call.
-                    let _ = self.poll_write_pending(write_cx)?;
+                    // Start writing any automatic reply once the events read
+                    // so far are handed out: until then the caller may still
+                    // queue replies, and they all share one write.
+                    if !self.conn.has_events() {
+                        let _ = self.poll_write_pending(write_cx)?;
+                    }
                     return Poll::Ready(Ok(Some(message)));
                 }
                 Some(Event::Failed(error)) => {
