@@ -67,6 +67,7 @@ pub mod handshake;
 pub mod http;
 pub mod hub;
 pub mod proto;
+pub mod serve;
 pub mod ws;
 
 /// The README's examples, compiled as doc tests so they stay true.

@@ -7,10 +7,14 @@ use tokio::net::TcpListener;
 
 use rtwire::proto::deflate::DeflateConfig;
 use rtwire::proto::Message;
+use rtwire::serve::{ServeConfig, Server, TokenAuth};
 use rtwire::ws::{self, AcceptConfig, ConnectConfig, Error, WebSocket};
 
 const USAGE: &str = "\
 usage:
+  rtwire serve [--host ADDR] [--port PORT] [--publish-token T] [--subscribe-token T]
+               [--max-connections N] [--max-body BYTES]
+      pub/sub hub over WebSocket, SSE, long and short polling (default 127.0.0.1:8080)
   rtwire echo [--host ADDR] [--port PORT]
       WebSocket echo server for any number of clients (default 127.0.0.1:9001)
   rtwire autobahn-client [--url ws://127.0.0.1:9001] [--agent rtwire]
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "echo" => runtime.block_on(echo_server(options)),
+        "serve" => runtime.block_on(serve(options)),
         "autobahn-client" => runtime.block_on(autobahn_client(options)),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
@@ -63,18 +68,26 @@ fn main() -> ExitCode {
 
 struct Options {
     host: String,
-    port: u16,
+    port: Option<u16>,
     url: String,
     agent: String,
+    publish_token: Option<String>,
+    subscribe_token: Option<String>,
+    max_connections: Option<usize>,
+    max_body: Option<usize>,
 }
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options, String> {
         let mut options = Options {
             host: "127.0.0.1".into(),
-            port: 9001,
+            port: None,
             url: "ws://127.0.0.1:9001".into(),
             agent: "rtwire".into(),
+            publish_token: None,
+            subscribe_token: None,
+            max_connections: None,
+            max_body: None,
         };
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -87,7 +100,21 @@ impl Options {
                 "--host" => options.host = value()?,
                 "--port" => {
                     let v = value()?;
-                    options.port = v.parse().map_err(|_| format!("bad port {v:?}"))?;
+                    options.port = Some(v.parse().map_err(|_| format!("bad port {v:?}"))?);
+                }
+                "--publish-token" => options.publish_token = Some(value()?),
+                "--subscribe-token" => options.subscribe_token = Some(value()?),
+                "--max-connections" => {
+                    let v = value()?;
+                    options.max_connections = Some(
+                        v.parse()
+                            .map_err(|_| format!("bad --max-connections {v:?}"))?,
+                    );
+                }
+                "--max-body" => {
+                    let v = value()?;
+                    options.max_body =
+                        Some(v.parse().map_err(|_| format!("bad --max-body {v:?}"))?);
                 }
                 "--url" => options.url = value()?.trim_end_matches('/').to_owned(),
                 "--agent" => options.agent = value()?,
@@ -98,15 +125,61 @@ impl Options {
     }
 }
 
+async fn serve(options: Options) -> Result<(), String> {
+    let port = options.port.unwrap_or(8080);
+    let mut config = ServeConfig::default();
+    config.addr = format!("{}:{port}", options.host)
+        .parse()
+        .map_err(|_| format!("bad address {}:{port}", options.host))?;
+    if let Some(n) = options.max_connections {
+        config.max_connections = n;
+    }
+    if let Some(n) = options.max_body {
+        config.max_body_bytes = n;
+    }
+    let auth = TokenAuth {
+        publish_token: options.publish_token,
+        subscribe_token: options.subscribe_token,
+    };
+    let server = Server::bind(config, auth)
+        .await
+        .map_err(|e| format!("cannot listen on {}:{port}: {e}", options.host))?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    eprintln!(
+        "rtwire serve: listening on http://{addr} (epoch {:08x})",
+        server.hub().epoch()
+    );
+    server
+        .run_until(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("rtwire serve: stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 async fn echo_server(options: Options) -> Result<(), String> {
-    let address = (options.host.as_str(), options.port);
+    let port = options.port.unwrap_or(9001);
+    let address = (options.host.as_str(), port);
     let listener = TcpListener::bind(address)
         .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", options.host, options.port))?;
-    eprintln!(
-        "rtwire echo: listening on ws://{}:{}",
-        options.host, options.port
-    );
+        .map_err(|e| format!("cannot listen on {}:{port}: {e}", options.host))?;
+    eprintln!("rtwire echo: listening on ws://{}:{port}", options.host);
     loop {
         let (stream, _peer) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -115,13 +115,28 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
         }
         Ok(Ok(found)) => found,
     };
+    accept_request(stream, &request, &leftover, config).await
+}
+
+/// Answers an upgrade request that the caller has already read, e.g. an
+/// HTTP server that routes `/ws` among other paths. `leftover` is whatever
+/// was read past the request head.
+///
+/// A bad request gets its HTTP error status and the stream is shut down,
+/// as in [`accept_with`].
+pub async fn accept_request<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    request: &Request,
+    leftover: &[u8],
+    config: &AcceptConfig,
+) -> Result<WebSocket<S>, Error> {
     // An offer that cannot be honoured is declined: no extension, no error.
     let deflate = config
         .deflate
         .as_ref()
         .and_then(|d| d.accept_offers(request.headers.get_all("sec-websocket-extensions")));
     let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
-    match handshake::server_accept(&request, config.hook.as_ref(), answer) {
+    match handshake::server_accept(request, config.hook.as_ref(), answer) {
         Ok(accepted) => {
             stream.write_all(&accepted.response).await?;
             stream.flush().await?;
@@ -129,7 +144,7 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
             if let Some((agreed, _)) = deflate {
                 conn = conn.with_deflate(agreed);
             }
-            Ok(WebSocket::from_connection(stream, conn, &leftover))
+            Ok(WebSocket::from_connection(stream, conn, leftover))
         }
         Err(e) => Err(reject(&mut stream, e).await),
     }

@@ -12,7 +12,8 @@ mod split;
 
 pub use error::Error;
 pub use handshake_io::{
-    accept, accept_with, client_handshake, connect, connect_with, AcceptConfig, ConnectConfig,
+    accept, accept_request, accept_with, client_handshake, connect, connect_with, AcceptConfig,
+    ConnectConfig,
 };
 pub use socket::WebSocket;
 pub use split::{WsReader, WsWriter};

@@ -1,0 +1,42 @@
+//! Long polling, the hanging GET: `GET /channels/{name}/long-poll?since=ID&timeout=S`
+//! is held until a message newer than ID exists, then answered like a short
+//! poll; after the timeout (default 30 s, at most `long_poll_max`) it gets
+//! the same answer with no messages. Without `since` it waits for the next
+//! message published. Any number of requests may wait on a channel.
+
+use std::time::Duration;
+
+use super::params::query_param;
+use super::poll::{render, since_param};
+use super::response::Response;
+use super::App;
+use crate::http::Request;
+use crate::hub::{HubError, Since};
+
+/// Answers a long poll once something arrives, the timeout passes, or the
+/// server shuts down.
+pub(crate) async fn answer(app: &App, request: &Request, channel: &str) -> Response {
+    let since = match since_param(request, Since::Live) {
+        Ok(since) => since,
+        Err(response) => return response,
+    };
+    let timeout = match query_param(request.query(), "timeout") {
+        None => app.config.long_poll_timeout,
+        Some(text) => match text.parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs).min(app.config.long_poll_max),
+            Err(_) => return Response::error(400, "invalid timeout: expected whole seconds"),
+        },
+    };
+    let mut shutdown = app.shutdown.clone();
+    let max = app.config.poll_max_messages;
+    let waited = tokio::select! {
+        waited = app.hub.wait_after(channel, since, max, timeout) => waited,
+        _ = shutdown.changed() => Err(HubError::Shutdown),
+    };
+    match waited {
+        Ok(poll) => render(channel, &poll),
+        // Held requests end cleanly at shutdown: answer with what exists now.
+        Err(HubError::Shutdown) => render(channel, &app.hub.history_after(channel, since, max)),
+        Err(e) => Response::error(503, &e.to_string()),
+    }
+}

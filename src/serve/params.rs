@@ -1,0 +1,83 @@
+//! What the HTTP transports read from a request: channel names, query
+//! parameters, ids. All of it comes from the network: bounded, never panics.
+
+/// The longest channel name accepted.
+pub const MAX_CHANNEL_LEN: usize = 64;
+
+/// Whether `name` is a valid channel name: 1 to 64 bytes of ASCII letters,
+/// digits, `-`, `_`, `.` and `:`. (`user:NAME` is the private room of the
+/// identity NAME.)
+pub fn valid_channel(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_CHANNEL_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// The value of query parameter `name`, percent-decoded; `None` if absent
+/// or not valid UTF-8 after decoding. The query is at most the request
+/// head's size, so the work is bounded by the head limit.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key)? == name).then(|| percent_decode(value))?
+    })
+}
+
+/// Decodes `%XX` escapes and `+` (as space); `None` for a bad escape or
+/// non-UTF-8 result.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names() {
+        assert!(valid_channel("room-1"));
+        assert!(valid_channel("user:alice"));
+        assert!(valid_channel(&"a".repeat(64)));
+        for bad in ["", "a b", "a/b", "é", "a%20", &"a".repeat(65)] {
+            assert!(!valid_channel(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn query_params() {
+        let q = Some("since=abc-1&timeout=5&last-event-id=00ff%2D3&flag");
+        assert_eq!(query_param(q, "since").as_deref(), Some("abc-1"));
+        assert_eq!(query_param(q, "timeout").as_deref(), Some("5"));
+        assert_eq!(query_param(q, "last-event-id").as_deref(), Some("00ff-3"));
+        assert_eq!(query_param(q, "flag").as_deref(), Some(""));
+        assert_eq!(query_param(q, "missing"), None);
+        assert_eq!(query_param(None, "since"), None);
+        assert_eq!(query_param(Some("a=%zz"), "a"), None);
+        assert_eq!(query_param(Some("a=%f0%28"), "a"), None, "not UTF-8");
+        assert_eq!(query_param(Some("a=%4"), "a"), None, "cut escape");
+        assert_eq!(query_param(Some("a=x+y"), "a").as_deref(), Some("x y"));
+    }
+}

@@ -1,0 +1,97 @@
+//! Short polling: `GET /channels/{name}/poll?since=ID` answers at once with
+//! the messages newer than ID (all the history without `since`), as JSON:
+//!
+//! ```text
+//! {"channel":"room","resume":"exact","messages":[{"id":"1a2b3c4d-7","data":"hi"}],"next":"1a2b3c4d-7"}
+//! ```
+//!
+//! `next` is the id to ask from next time. `resume` is `exact`, or `gap`
+//! (with `first_available`: older messages were evicted from the history),
+//! `epoch_changed` (the server restarted; ids start over) or `ahead` (the id
+//! is newer than anything published). Each answer carries an `ETag`; a
+//! repeated `If-None-Match` with nothing new gets 304.
+
+use super::json::{push_data, push_str};
+use super::params::query_param;
+use super::response::Response;
+use super::App;
+use crate::http::Request;
+use crate::hub::{FormatKey, HubMessage, MessageId, Poll, Resume, Since};
+
+/// Answers a short poll.
+pub(crate) fn answer(app: &App, request: &Request, channel: &str) -> Response {
+    let since = match since_param(request, Since::Beginning) {
+        Ok(since) => since,
+        Err(response) => return response,
+    };
+    let poll = app
+        .hub
+        .history_after(channel, since, app.config.poll_max_messages);
+    let etag = etag(&poll);
+    if request.headers.get("if-none-match") == Some(etag.as_str()) {
+        return Response::new(304, "application/json", "").header("ETag", etag);
+    }
+    render(channel, &poll).header("ETag", etag)
+}
+
+/// The `since` query parameter: absent gives `default`, garbage is a 400.
+pub(crate) fn since_param(request: &Request, default: Since) -> Result<Since, Response> {
+    match query_param(request.query(), "since") {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<MessageId>()
+            .map(Since::After)
+            .map_err(|_| Response::error(400, "invalid since: expected an id like 1a2b3c4d-7")),
+    }
+}
+
+fn etag(poll: &Poll) -> String {
+    format!("\"{}\"", poll.next)
+}
+
+/// The JSON answer shared by short and long polling.
+pub(crate) fn render(channel: &str, poll: &Poll) -> Response {
+    let mut out = String::from("{\"channel\":");
+    push_str(&mut out, channel);
+    out.push_str(",\"resume\":");
+    match &poll.resume {
+        Resume::Exact => out.push_str("\"exact\""),
+        Resume::Gap { first_available } => {
+            out.push_str("\"gap\",\"first_available\":");
+            push_id(&mut out, *first_available);
+        }
+        Resume::EpochChanged { .. } => out.push_str("\"epoch_changed\""),
+        Resume::Ahead => out.push_str("\"ahead\""),
+    }
+    out.push_str(",\"messages\":[");
+    for (i, message) in poll.messages.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let item = message.encoded(FormatKey::JSON, encode_item);
+        out.push_str(std::str::from_utf8(&item).unwrap_or("null"));
+    }
+    out.push_str("],\"next\":");
+    push_id(&mut out, Some(poll.next));
+    out.push_str("}\n");
+    Response::json(200, out).header("Cache-Control", "no-store")
+}
+
+fn push_id(out: &mut String, id: Option<MessageId>) {
+    match id {
+        Some(id) => {
+            out.push('"');
+            out.push_str(&id.to_string());
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// One message as a JSON object, encoded once and shared by every poller.
+fn encode_item(message: &HubMessage) -> bytes::Bytes {
+    let mut out = format!("{{\"id\":\"{}\"", message.id);
+    push_data(&mut out, &message.data);
+    out.push('}');
+    out.into()
+}

@@ -1,0 +1,142 @@
+//! Server-Sent Events: `GET /channels/{name}/events`.
+//!
+//! Each message is one event, encoded once and shared by every stream:
+//!
+//! ```text
+//! id: 1a2b3c4d-7
+//! data: first line
+//! data: second line
+//!
+//! ```
+//!
+//! A payload that is not UTF-8, or holds a CR (which SSE would turn into a
+//! line break), goes as `event: binary` with its base64 in one `data:`
+//! line. The stream starts with `retry:`, sends a comment heartbeat every
+//! `sse_heartbeat`, and resumes after the id in `Last-Event-ID` (or the
+//! `last-event-id` query parameter for a first connection). When the resume
+//! point is no longer exact the first event says so: `event: gap`,
+//! `event: epoch_changed` or `event: ahead`. A subscriber too slow to keep
+//! up gets `event: lagged` and the stream ends; the browser reconnects with
+//! its `Last-Event-ID` and loses nothing still in the history.
+
+use base64::Engine;
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::http_conn::HttpConn;
+use super::params::query_param;
+use super::response::Response;
+use super::App;
+use crate::http::Request;
+use crate::hub::{Closed, FormatKey, HubMessage, MessageId, Resume, Since};
+
+/// Streams events until the client leaves, the subscriber lags, or the
+/// server shuts down.
+pub(crate) async fn stream(
+    app: &App,
+    mut conn: HttpConn<TcpStream>,
+    request: &Request,
+    channel: &str,
+) {
+    let resume_from = request
+        .headers
+        .get("last-event-id")
+        .map(str::to_owned)
+        .or_else(|| query_param(request.query(), "last-event-id"));
+    let since = match resume_from.as_deref().map(str::parse::<MessageId>) {
+        None => Since::Live,
+        Some(Ok(id)) => Since::After(id),
+        Some(Err(_)) => {
+            let bad = Response::error(400, "invalid Last-Event-ID: expected an id like 1a2b3c4d-7");
+            let _ = conn.send(&bad, false).await;
+            return;
+        }
+    };
+    let mut subscription = match app.hub.subscribe(channel, since) {
+        Ok(subscription) => subscription,
+        Err(e) => {
+            let _ = conn
+                .send(&Response::error(503, &e.to_string()), false)
+                .await;
+            return;
+        }
+    };
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
+         X-Accel-Buffering: no\r\nConnection: close\r\n\r\n",
+    );
+    head.push_str(&format!("retry: {}\n\n", app.config.sse_retry.as_millis()));
+    if let Some(notice) = resume_notice(&subscription.resume()) {
+        head.push_str(&notice);
+    }
+    let io = &mut conn.io;
+    if io.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + app.config.sse_heartbeat,
+        app.config.sse_heartbeat,
+    );
+    let mut shutdown = app.shutdown.clone();
+    let mut probe = [0u8; 64];
+    loop {
+        let chunk: Bytes = tokio::select! {
+            next = subscription.recv() => match next {
+                Ok(message) => message.encoded(FormatKey::SSE, encode_event),
+                Err(Closed::Lagged) => {
+                    let last = subscription.last_seen().map(|id| id.to_string()).unwrap_or_default();
+                    let _ = io.write_all(format!("event: lagged\ndata: {last}\n\n").as_bytes()).await;
+                    return;
+                }
+                Err(_) => return,
+            },
+            _ = heartbeat.tick() => Bytes::from_static(b": heartbeat\n\n"),
+            _ = shutdown.changed() => return,
+            // The client sends nothing more; a read that ends means it left.
+            read = io.read(&mut probe) => match read {
+                Ok(n) if n > 0 => continue,
+                _ => return,
+            },
+        };
+        if io.write_all(&chunk).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn resume_notice(resume: &Resume) -> Option<String> {
+    match resume {
+        Resume::Exact => None,
+        Resume::Gap { first_available } => Some(format!(
+            "event: gap\ndata: {}\n\n",
+            first_available.map(|id| id.to_string()).unwrap_or_default()
+        )),
+        Resume::EpochChanged { current } => {
+            Some(format!("event: epoch_changed\ndata: {current:08x}\n\n"))
+        }
+        Resume::Ahead => Some("event: ahead\ndata: \n\n".to_owned()),
+    }
+}
+
+/// One message as an SSE event, encoded once for every stream.
+fn encode_event(message: &HubMessage) -> Bytes {
+    let mut out = format!("id: {}\n", message.id);
+    match std::str::from_utf8(&message.data) {
+        Ok(text) if !text.contains('\r') => {
+            // One data: line per line of payload (the client joins them with \n).
+            for line in text.split('\n') {
+                out.push_str("data: ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        _ => {
+            out.push_str("event: binary\ndata: ");
+            out.push_str(&base64::engine::general_purpose::STANDARD.encode(&message.data));
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    Bytes::from(out)
+}

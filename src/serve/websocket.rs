@@ -1,0 +1,292 @@
+//! `GET /ws`: one WebSocket for many rooms, with JSON commands.
+//!
+//! From the client (text messages):
+//!
+//! | command | what |
+//! | --- | --- |
+//! | `{"op":"join","channel":"room","since":"ID"}` | subscribe; `since` optional |
+//! | `{"op":"leave","channel":"room"}` | unsubscribe |
+//! | `{"op":"publish","channel":"room","data":"hi","except_self":true}` | to the room; `except_self` skips the sender's own socket |
+//! | `{"op":"send","user":"bob","data":"hi"}` | to one user (their private room `user:bob`) |
+//!
+//! `data_b64` may replace `data` for binary payloads. To the client:
+//! `{"type":"message","channel":"room","id":"ID","data":"hi"}` for each
+//! delivery, `{"type":"joined","channel":"room","resume":"exact"}`,
+//! `{"type":"left",...}`, `{"type":"published","channel":"room","id":"ID"}`,
+//! and `{"type":"error","reason":"..."}` for a bad command. A client with
+//! an identity (`?user=NAME`) is joined to `user:NAME` from the start.
+//!
+//! A socket that cannot keep up with a room is closed with 1013 (try again
+//! later) and the last id it got, from which it can rejoin with `since`.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::auth::Action;
+use super::http_conn::HttpConn;
+use super::json::{get_bool, get_str, parse_object, payload, push_data, push_str, Value};
+use super::routes::check_private;
+use super::App;
+use crate::http::Request;
+use crate::hub::{
+    Closed, FormatKey, HubMessage, MessageId, Resume, SenderId, Since, SubscribeOptions,
+};
+use crate::proto::{CloseCode, Config, Message};
+use crate::ws::{self, AcceptConfig, WebSocket};
+
+/// Deliveries waiting to be written, per socket.
+const QUEUE: usize = 16;
+
+enum Delivery {
+    Message(Bytes),
+    Lagged {
+        channel: String,
+        last: Option<MessageId>,
+    },
+}
+
+struct Session<'a> {
+    app: &'a App,
+    request: &'a Request,
+    identity: Option<String>,
+    sender: SenderId,
+    rooms: HashMap<String, JoinHandle<()>>,
+    tx: mpsc::Sender<Delivery>,
+}
+
+/// Upgrades the connection and serves the socket until it closes.
+pub(crate) async fn serve(
+    app: &App,
+    conn: HttpConn<TcpStream>,
+    request: &Request,
+    identity: Option<String>,
+) {
+    let config = AcceptConfig {
+        connection: Config::default()
+            .max_message_size(app.config.ws_max_message)
+            .max_frame_size(app.config.ws_max_message),
+        deflate: app.config.ws_deflate.clone(),
+        ..AcceptConfig::default()
+    };
+    let Ok(mut socket) = ws::accept_request(conn.io, request, &conn.buf, &config).await else {
+        return;
+    };
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    let mut session = Session {
+        app,
+        request,
+        identity: identity.clone(),
+        sender: app.hub.new_sender_id(),
+        rooms: HashMap::new(),
+        tx,
+    };
+    if let Some(user) = &identity {
+        let reply = session.join(&format!("user:{user}"), Since::Live);
+        let _ = socket.feed(Message::text(reply));
+    }
+    let mut shutdown = app.shutdown.clone();
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Ok(Some(Message::Text(text))) => {
+                    let reply = session.command(text.as_str());
+                    if !reply.is_empty() && socket.send(Message::text(reply)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Some(Message::Binary(_))) => {
+                    let _ = socket.send(Message::text(error("commands are JSON text messages"))).await;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            },
+            Some(delivery) = rx.recv() => match delivery {
+                Delivery::Message(bytes) => {
+                    let text = crate::proto::Utf8Bytes::try_from_bytes(bytes).unwrap_or_default();
+                    if socket.send(Message::Text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                Delivery::Lagged { channel, last } => {
+                    let last = last.map(|id| id.to_string()).unwrap_or_default();
+                    let reason = format!("too slow on {channel}; rejoin since {last}");
+                    close(&mut socket, CloseCode(1013), &reason).await;
+                    break;
+                }
+            },
+            _ = shutdown.changed() => {
+                close(&mut socket, CloseCode::GOING_AWAY, "server shutting down").await;
+                break;
+            }
+        }
+    }
+    for (_, task) in session.rooms.drain() {
+        task.abort();
+    }
+}
+
+/// Sends a close frame and waits (briefly) for the client's reply.
+async fn close(socket: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str) {
+    let reason = if reason.len() > 123 {
+        &reason[..123]
+    } else {
+        reason
+    };
+    if socket.close(code, reason).await.is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while let Ok(Some(_)) = socket.recv().await {}
+        })
+        .await;
+    }
+}
+
+impl Session<'_> {
+    /// Runs one command; returns the reply (empty: none).
+    fn command(&mut self, text: &str) -> String {
+        let fields = match parse_object(text) {
+            Ok(fields) => fields,
+            Err(e) => return error(&format!("bad JSON: {}", e.0)),
+        };
+        let channel = get_str(&fields, "channel");
+        match (get_str(&fields, "op"), channel) {
+            (Some("join"), Some(channel)) => {
+                let since = match get_str(&fields, "since").map(str::parse::<MessageId>) {
+                    None => Since::Live,
+                    Some(Ok(id)) => Since::After(id),
+                    Some(Err(_)) => return error("invalid since"),
+                };
+                self.join(channel, since)
+            }
+            (Some("leave"), Some(channel)) => match self.rooms.remove(channel) {
+                Some(task) => {
+                    task.abort();
+                    reply("left", channel, "")
+                }
+                None => error("not joined"),
+            },
+            (Some("publish"), Some(channel)) => {
+                let except_self = get_bool(&fields, "except_self");
+                self.publish(channel, &fields, except_self)
+            }
+            (Some("send"), _) => match get_str(&fields, "user") {
+                Some(user) => self.publish(&format!("user:{user}"), &fields, false),
+                None => error("send needs a user"),
+            },
+            (Some("join" | "leave" | "publish"), None) => error("missing channel"),
+            _ => error("unknown op: use join, leave, publish or send"),
+        }
+    }
+
+    fn join(&mut self, channel: &str, since: Since) -> String {
+        if !super::valid_channel(channel) {
+            return error("invalid channel name");
+        }
+        if let Err(denied) = self
+            .app
+            .auth
+            .authorize(self.request, Action::Subscribe(channel))
+        {
+            return error(&denied.reason);
+        }
+        if check_private(channel, self.identity.as_deref()).is_err() {
+            return error(&format!("{channel} is private"));
+        }
+        if self.rooms.contains_key(channel) {
+            return error("already joined");
+        }
+        let mut subscription = match self.app.hub.subscribe_with(
+            channel,
+            SubscribeOptions {
+                since,
+                skip_sender: Some(self.sender),
+            },
+        ) {
+            Ok(subscription) => subscription,
+            Err(e) => return error(&e.to_string()),
+        };
+        let resume = match subscription.resume() {
+            Resume::Exact => "\"exact\"".to_owned(),
+            Resume::Gap { first_available } => format!(
+                "\"gap\",\"first_available\":\"{}\"",
+                first_available.map(|id| id.to_string()).unwrap_or_default()
+            ),
+            Resume::EpochChanged { .. } => "\"epoch_changed\"".to_owned(),
+            Resume::Ahead => "\"ahead\"".to_owned(),
+        };
+        let tx = self.tx.clone();
+        let name = channel.to_owned();
+        let task = tokio::spawn(async move {
+            loop {
+                let delivery = match subscription.recv().await {
+                    Ok(message) => {
+                        Delivery::Message(message.encoded(FormatKey::WS_TEXT, encode_delivery))
+                    }
+                    Err(Closed::Lagged) => Delivery::Lagged {
+                        channel: name.clone(),
+                        last: subscription.last_seen(),
+                    },
+                    Err(_) => return,
+                };
+                let lagged = matches!(delivery, Delivery::Lagged { .. });
+                if tx.send(delivery).await.is_err() || lagged {
+                    return;
+                }
+            }
+        });
+        self.rooms.insert(channel.to_owned(), task);
+        let mut out = reply("joined", channel, "");
+        out.pop();
+        out.push_str(&format!(",\"resume\":{resume}}}"));
+        out
+    }
+
+    fn publish(&self, channel: &str, fields: &[(String, Value)], except_self: bool) -> String {
+        if !super::valid_channel(channel) {
+            return error("invalid channel name");
+        }
+        if let Err(denied) = self
+            .app
+            .auth
+            .authorize(self.request, Action::Publish(channel))
+        {
+            return error(&denied.reason);
+        }
+        let data = match payload(fields) {
+            Ok(data) => data,
+            Err(e) => return error(e.0),
+        };
+        let sender = except_self.then_some(self.sender);
+        match self.app.hub.publish(channel, data, sender) {
+            Ok(message) => reply("published", channel, &format!(",\"id\":\"{}\"", message.id)),
+            Err(e) => error(&e.to_string()),
+        }
+    }
+}
+
+fn reply(kind: &str, channel: &str, extra: &str) -> String {
+    let mut out = format!("{{\"type\":\"{kind}\",\"channel\":");
+    push_str(&mut out, channel);
+    out.push_str(extra);
+    out.push('}');
+    out
+}
+
+fn error(reason: &str) -> String {
+    let mut out = String::from("{\"type\":\"error\",\"reason\":");
+    push_str(&mut out, reason);
+    out.push('}');
+    out
+}
+
+/// One delivery as a JSON text message, encoded once for every socket.
+fn encode_delivery(message: &HubMessage) -> Bytes {
+    let mut out = String::from("{\"type\":\"message\",\"channel\":");
+    push_str(&mut out, &message.channel);
+    out.push_str(&format!(",\"id\":\"{}\"", message.id));
+    push_data(&mut out, &message.data);
+    out.push('}');
+    Bytes::from(out)
+}

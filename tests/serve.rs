@@ -1,0 +1,603 @@
+//! `rtwire serve` over real sockets: every transport, resume, slow
+//! subscribers, and every bad request's status.
+
+use rtwire::proto::{CloseCode, Message};
+use rtwire::serve::{ServeConfig, Server, TokenAuth};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.done.await;
+    }
+}
+
+async fn start_with(mut config: ServeConfig, auth: TokenAuth) -> Running {
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    let server = Server::bind(config, auth).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(async move {
+        server
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running {
+        addr,
+        stop: Some(stop),
+        done,
+    }
+}
+
+async fn start() -> Running {
+    start_with(ServeConfig::default(), TokenAuth::default()).await
+}
+
+/// A whole HTTP exchange on a fresh connection: status, head, body.
+async fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Waits until `/metrics` shows `line`: how a test knows a request is held.
+async fn wait_for_metric(addr: SocketAddr, line: &str) {
+    loop {
+        let (_, _, metrics) = get(addr, "/metrics").await;
+        if metrics.contains(line) {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+async fn publish(addr: SocketAddr, channel: &str, body: &str) -> String {
+    let (status, _, answer) = exchange(
+        addr,
+        &format!(
+            "POST /channels/{channel} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    json_field(&answer, "id").expect("an id")
+}
+
+/// The string value of `"key":"value"` in a JSON text (ids and data in tests
+/// have no escapes).
+fn json_field(json: &str, key: &str) -> Option<String> {
+    let start = json.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let end = json[start..].find('"')? + start;
+    Some(json[start..end].to_owned())
+}
+
+/// An open SSE stream read event by event.
+struct Sse {
+    lines: tokio::io::Lines<BufReader<TcpStream>>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SseEvent {
+    id: String,
+    event: String,
+    data: Vec<String>,
+}
+
+impl Sse {
+    async fn open(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> Sse {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let resume = last_event_id
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{resume}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        let status = lines.next_line().await.unwrap().unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut content_type = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("Content-Type: ") {
+                content_type = v.to_owned();
+            }
+        }
+        assert_eq!(content_type, "text/event-stream");
+        Sse { lines }
+    }
+
+    /// The next event, skipping comments and the retry advice.
+    async fn next(&mut self) -> SseEvent {
+        let mut event = SseEvent::default();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+                .await
+                .expect("an event in time")
+                .unwrap()
+                .expect("stream open");
+            if line.is_empty() {
+                if event != SseEvent::default() {
+                    return event;
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("id: ") {
+                event.id = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                event.event = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                event.data.push(v.to_owned());
+            }
+        }
+    }
+}
+
+async fn ws_join(addr: SocketAddr, query: &str, channel: &str) -> rtwire::ws::WebSocket<TcpStream> {
+    let (mut ws, _) = rtwire::ws::connect(&format!("ws://{addr}/ws{query}"))
+        .await
+        .unwrap();
+    ws.send(Message::text(format!(
+        "{{\"op\":\"join\",\"channel\":\"{channel}\"}}"
+    )))
+    .await
+    .unwrap();
+    loop {
+        match ws.recv().await.unwrap() {
+            Some(Message::Text(t))
+                if t.as_str().contains("\"type\":\"joined\"") && t.as_str().contains(channel) =>
+            {
+                return ws
+            }
+            Some(Message::Text(_)) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn ws_next_text(ws: &mut rtwire::ws::WebSocket<TcpStream>) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.recv())
+            .await
+            .expect("a message in time")
+            .unwrap();
+        match message {
+            Some(Message::Text(t)) => return t.as_str().to_owned(),
+            Some(_) => continue,
+            None => panic!("closed"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_publish_reaches_all_four_transports_with_the_same_id() {
+    let server = start().await;
+    let addr = server.addr;
+    let mut sse = Sse::open(addr, "/channels/room/events", None).await;
+    let mut ws = ws_join(addr, "", "room").await;
+    let long_poll =
+        tokio::spawn(async move { get(addr, "/channels/room/long-poll?timeout=20").await });
+    // Without `since` a long poll waits for the next message: publish once it is held.
+    wait_for_metric(addr, "rtwire_connections{transport=\"long_poll\"} 1").await;
+    let id = publish(addr, "room", "hello\nworld").await;
+    let event = sse.next().await;
+    assert_eq!(
+        (event.id.as_str(), event.data.clone()),
+        (id.as_str(), vec!["hello".to_owned(), "world".to_owned()])
+    );
+    let delivery = ws_next_text(&mut ws).await;
+    assert_eq!(json_field(&delivery, "id").as_deref(), Some(id.as_str()));
+    assert_eq!(json_field(&delivery, "channel").as_deref(), Some("room"));
+    assert!(
+        delivery.contains("\"data\":\"hello\\nworld\""),
+        "{delivery}"
+    );
+    let (status, _, body) = long_poll.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        json_field(&body, "id").as_deref(),
+        Some(id.as_str()),
+        "{body}"
+    );
+    let (status, _, body) = get(addr, "/channels/room/poll").await;
+    assert_eq!(status, 200);
+    assert_eq!(json_field(&body, "id").as_deref(), Some(id.as_str()));
+    assert_eq!(json_field(&body, "next").as_deref(), Some(id.as_str()));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_payloads_survive_json_and_sse() {
+    let server = start().await;
+    let addr = server.addr;
+    let mut sse = Sse::open(addr, "/channels/bin/events", None).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let body = [0xffu8, 0x00, 0x10, b'\r'];
+    let head = format!(
+        "POST /channels/bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"));
+    let event = sse.next().await;
+    assert_eq!(
+        (event.event.as_str(), event.data),
+        ("binary", vec!["/wAQDQ==".to_owned()])
+    );
+    let (_, _, poll) = get(addr, "/channels/bin/poll").await;
+    assert_eq!(json_field(&poll, "data_b64").as_deref(), Some("/wAQDQ=="));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn resume_loses_nothing_inside_the_history_and_reports_the_gap_outside() {
+    let mut config = ServeConfig::default();
+    config.hub.history_messages = 5;
+    let server = start_with(config, TokenAuth::default()).await;
+    let addr = server.addr;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(publish(addr, "r", &format!("m{i}")).await);
+    }
+    // SSE resumes after the first id: gets m1, m2 and then live m3.
+    let mut sse = Sse::open(addr, "/channels/r/events", Some(&ids[0])).await;
+    assert_eq!(sse.next().await.data, vec!["m1"]);
+    assert_eq!(sse.next().await.data, vec!["m2"]);
+    ids.push(publish(addr, "r", "m3").await);
+    let event = sse.next().await;
+    assert_eq!(
+        (event.id.as_str(), event.data),
+        (ids[3].as_str(), vec!["m3".to_owned()])
+    );
+    // Polls from an id get exactly what is newer.
+    let (_, _, body) = get(addr, &format!("/channels/r/poll?since={}", ids[1])).await;
+    assert!(body.contains("\"resume\":\"exact\""), "{body}");
+    assert_eq!(body.matches("\"id\":").count(), 2, "{body}");
+    // Push the first messages out of the 5-message history.
+    for i in 4..10 {
+        ids.push(publish(addr, "r", &format!("m{i}")).await);
+    }
+    let (_, _, body) = get(addr, &format!("/channels/r/poll?since={}", ids[0])).await;
+    assert!(body.contains("\"resume\":\"gap\""), "{body}");
+    assert_eq!(
+        json_field(&body, "first_available").as_deref(),
+        Some(ids[5].as_str())
+    );
+    let mut sse = Sse::open(addr, "/channels/r/events", Some(&ids[0])).await;
+    let notice = sse.next().await;
+    assert_eq!(
+        (notice.event.as_str(), notice.data),
+        ("gap", vec![ids[5].clone()])
+    );
+    assert_eq!(sse.next().await.id, ids[5]);
+    // An id from another epoch (a restarted server) is reported as such.
+    let (_, _, body) = get(addr, "/channels/r/poll?since=00000000-1").await;
+    assert!(
+        body.contains("\"resume\":\"epoch_changed\"") || ids[0].starts_with("00000000"),
+        "{body}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_websocket_subscriber_is_dropped_while_a_fast_one_keeps_up() {
+    let mut config = ServeConfig::default();
+    config.hub.queue_capacity = 64;
+    let server = start_with(config, TokenAuth::default()).await;
+    let addr = server.addr;
+    let mut slow = ws_join(addr, "", "busy").await;
+    let mut fast = ws_join(addr, "", "busy").await;
+    let payload = "x".repeat(60_000);
+    let count = 600;
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < count {
+            let text = ws_next_text(&mut fast).await;
+            if text.contains("\"type\":\"message\"") {
+                got += 1;
+            }
+        }
+        got
+    });
+    for _ in 0..count {
+        publish(addr, "busy", &payload).await;
+    }
+    assert_eq!(
+        reader.await.unwrap(),
+        count,
+        "the fast subscriber got every message"
+    );
+    // The slow one, reading only now, finds its socket closed with 1013.
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), slow.recv())
+            .await
+            .unwrap()
+        {
+            Ok(Some(Message::Close(frame))) => break frame,
+            Ok(Some(_)) => continue,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    let frame = close.expect("a close code");
+    assert_eq!(frame.code, CloseCode(1013));
+    assert!(frame.reason.contains("rejoin since"), "{}", frame.reason);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_rooms_except_sender_and_private_messages() {
+    let server = start().await;
+    let addr = server.addr;
+    let mut alice = ws_join(addr, "?user=alice", "chat").await;
+    let mut bob = ws_join(addr, "?user=bob", "chat").await;
+    alice
+        .send(Message::text(
+            r#"{"op":"publish","channel":"chat","data":"hi all","except_self":true}"#,
+        ))
+        .await
+        .unwrap();
+    let ack = ws_next_text(&mut alice).await;
+    assert!(ack.contains("\"type\":\"published\""), "{ack}");
+    let got = ws_next_text(&mut bob).await;
+    assert!(got.contains("\"data\":\"hi all\""), "{got}");
+    alice
+        .send(Message::text(r#"{"op":"send","user":"bob","data":"psst"}"#))
+        .await
+        .unwrap();
+    let ack = ws_next_text(&mut alice).await;
+    assert!(
+        ack.contains("\"type\":\"published\"") && ack.contains("user:bob"),
+        "{ack}"
+    );
+    let got = ws_next_text(&mut bob).await;
+    assert!(
+        got.contains("\"channel\":\"user:bob\"") && got.contains("psst"),
+        "{got}"
+    );
+    // Alice saw neither her own room message nor Bob's private one: her next
+    // message is the answer to a bad command.
+    alice.send(Message::text("not json")).await.unwrap();
+    let next = ws_next_text(&mut alice).await;
+    assert!(next.contains("\"type\":\"error\""), "{next}");
+    alice
+        .send(Message::text(r#"{"op":"join","channel":"user:bob"}"#))
+        .await
+        .unwrap();
+    let refused = ws_next_text(&mut alice).await;
+    assert!(refused.contains("private"), "{refused}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_their_status() {
+    let mut config = ServeConfig::default();
+    config.max_body_bytes = 100;
+    config.head_timeout = Duration::from_millis(300);
+    let server = start_with(config, TokenAuth::default()).await;
+    let addr = server.addr;
+    let cases: Vec<(String, u16)> = vec![
+        (
+            "GET /channels/bad%20name/poll HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+            400,
+        ),
+        (
+            format!(
+                "GET /channels/{}/poll HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(65)
+            ),
+            400,
+        ),
+        (
+            "GET /channels/a/poll?since=nonsense HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+            400,
+        ),
+        (
+            "GET /channels/a/long-poll?timeout=soon HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+            400,
+        ),
+        ("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n".into(), 404),
+        ("DELETE /channels/a HTTP/1.1\r\nHost: x\r\n\r\n".into(), 405),
+        ("POST /channels/a HTTP/1.1\r\nHost: x\r\n\r\n".into(), 411),
+        (
+            "POST /channels/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                .into(),
+            411,
+        ),
+        (
+            "POST /channels/a HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n".into(),
+            413,
+        ),
+        (
+            "POST /channels/a HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".into(),
+            400,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000)),
+            431,
+        ),
+        (
+            "GET /channels/user:bob/poll?user=alice HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+            403,
+        ),
+        ("GARBAGE\r\n\r\n".into(), 400),
+        // A head that never finishes: 408 after head_timeout.
+        ("GET / HTTP/1.1\r\nHost: x\r\n".into(), 408),
+    ];
+    for (request, status) in cases {
+        let request = request.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+        let (got, head, body) = exchange(addr, &request).await;
+        assert_eq!(got, status, "{request:?} -> {head}");
+        assert!(
+            body.ends_with('\n') && body.lines().count() == 1,
+            "one-line reason: {body:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tokens_and_connection_limit() {
+    let mut config = ServeConfig::default();
+    config.max_connections = 2;
+    let auth = TokenAuth {
+        publish_token: Some("pub".into()),
+        subscribe_token: None,
+    };
+    let server = start_with(config, auth).await;
+    let addr = server.addr;
+    let post = |token: &str| {
+        format!("POST /channels/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{token}Content-Length: 2\r\n\r\nhi")
+    };
+    assert_eq!(exchange(addr, &post("")).await.0, 401);
+    assert_eq!(
+        exchange(addr, &post("Authorization: Bearer nope\r\n"))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        exchange(addr, &post("Authorization: Bearer pub\r\n"))
+            .await
+            .0,
+        202
+    );
+    // Two held connections use the limit; the third gets 503.
+    let _a = Sse::open(addr, "/channels/a/events", None).await;
+    let _b = Sse::open(addr, "/channels/a/events", None).await;
+    assert_eq!(get(addr, "/healthz").await.0, 503);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn keep_alive_serves_many_requests_and_etag_gives_304() {
+    let server = start().await;
+    let addr = server.addr;
+    publish(addr, "k", "one").await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut reader = BufReader::new(&mut stream);
+    let mut etag = String::new();
+    for round in 0..3 {
+        let inm = if round == 2 {
+            format!("If-None-Match: {etag}\r\n")
+        } else {
+            String::new()
+        };
+        reader
+            .get_mut()
+            .write_all(format!("GET /channels/k/poll HTTP/1.1\r\nHost: x\r\n{inm}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut status = String::new();
+        reader.read_line(&mut status).await.unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.strip_prefix("Content-Length: ") {
+                length = v.trim().parse().unwrap();
+            }
+            if let Some(v) = line.strip_prefix("ETag: ") {
+                etag = v.trim().to_owned();
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).await.unwrap();
+        let expected = if round == 2 {
+            "HTTP/1.1 304"
+        } else {
+            "HTTP/1.1 200"
+        };
+        assert!(status.starts_with(expected), "round {round}: {status}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_websockets_with_1001_and_ends_held_requests() {
+    let server = start().await;
+    let addr = server.addr;
+    let mut ws = ws_join(addr, "", "s").await;
+    let mut sse = Sse::open(addr, "/channels/s/events", None).await;
+    let held = tokio::spawn(async move { get(addr, "/channels/s/long-poll?timeout=60").await });
+    wait_for_metric(addr, "rtwire_connections{transport=\"long_poll\"} 1").await;
+    server.shutdown().await;
+    let close = loop {
+        match ws.recv().await.unwrap() {
+            Some(Message::Close(frame)) => break frame.unwrap(),
+            Some(_) => continue,
+            None => panic!("closed without a close frame"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::GOING_AWAY);
+    let (status, _, body) = held.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"messages\":[]"), "{body}");
+    let rest = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = sse.lines.next_line().await {
+            rest.push(line);
+        }
+        rest
+    })
+    .await
+    .expect("the SSE stream ends");
+    assert!(rest.iter().all(|l| !l.starts_with("data:")), "{rest:?}");
+}
+
+#[tokio::test]
+async fn health_metrics_and_demo_page() {
+    let server = start().await;
+    let addr = server.addr;
+    assert_eq!(get(addr, "/healthz").await.0, 200);
+    publish(addr, "m", "x").await;
+    let (status, _, metrics) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("rtwire_messages_published_total 1"),
+        "{metrics}"
+    );
+    let (status, head, page) = get(addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("text/html"));
+    for transport in ["WebSocket", "EventSource", "long-poll", "/poll"] {
+        assert!(page.contains(transport), "{transport}");
+    }
+    server.shutdown().await;
+}
