@@ -1,0 +1,78 @@
+//! Incremental UTF-8 validation (`rtwire::proto::utf8::Utf8Validator`)
+//! against `std::str::from_utf8` on the same bytes, in bytes/s.
+//!
+//! `validator` feeds the whole buffer at once; `validator_1000B_pieces`
+//! feeds it in 1000-byte pieces, which cut multi-byte code points, as
+//! reads from a socket do.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rtwire::proto::utf8::Utf8Validator;
+
+const SIZES: [usize; 3] = [1 << 10, 64 << 10, 1 << 20];
+
+fn sample(size: usize, pattern: &str) -> Vec<u8> {
+    let mut s = String::with_capacity(size);
+    for c in pattern.chars().cycle() {
+        if s.len() + c.len_utf8() > size {
+            break;
+        }
+        s.push(c);
+    }
+    while s.len() < size {
+        s.push('a');
+    }
+    s.into_bytes()
+}
+
+fn utf8(c: &mut Criterion) {
+    let mut group = c.benchmark_group("utf8");
+    let patterns = [
+        (
+            "ascii",
+            "The quick brown fox jumps over the lazy dog. 0123456789 ",
+        ),
+        ("mixed", "Hello-µ@ßöäüàá-UTF-8!! κόσμε €𝄞 "),
+    ];
+    for size in SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        for (kind, pattern) in patterns {
+            let bytes = sample(size, pattern);
+            let param = format!("{kind}/{size}");
+            group.bench_with_input(
+                BenchmarkId::new("std_from_utf8", &param),
+                &bytes,
+                |b, bytes| b.iter(|| std::str::from_utf8(black_box(bytes)).is_ok()),
+            );
+            group.bench_with_input(BenchmarkId::new("validator", &param), &bytes, |b, bytes| {
+                let mut v = Utf8Validator::new();
+                b.iter(|| v.feed(black_box(bytes)).is_ok() && v.finish().is_ok())
+            });
+            group.bench_with_input(
+                BenchmarkId::new("validator_1000B_pieces", &param),
+                &bytes,
+                |b, bytes| {
+                    let mut v = Utf8Validator::new();
+                    b.iter(|| {
+                        let ok = black_box(bytes)
+                            .chunks(1000)
+                            .all(|piece| v.feed(piece).is_ok());
+                        ok && v.finish().is_ok()
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = utf8
+}
+criterion_main!(benches);
