@@ -130,11 +130,12 @@ pub(crate) async fn serve(
 
 /// Sends a close frame and waits (briefly) for the client's reply.
 async fn close(socket: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str) {
-    let reason = if reason.len() > 123 {
-        &reason[..123]
-    } else {
-        reason
-    };
+    // A close reason holds at most 123 bytes; cut on a char boundary.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let reason = &reason[..end];
     if socket.close(code, reason).await.is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
             while let Ok(Some(_)) = socket.recv().await {}
