@@ -170,7 +170,8 @@ impl Server {
         } = self;
         let slots = Arc::new(Semaphore::new(app.config.max_connections));
         let mut tasks = tokio::task::JoinSet::new();
-        let mut sweep = tokio::time::interval(Duration::from_secs(60));
+        let minute = Duration::from_secs(60);
+        let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
