@@ -52,7 +52,8 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// ```
 pub fn apply_mask_reference(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, b) in buf.iter_mut().enumerate() {
-        *b ^= key[(offset + i) % 4];
+        // 2^64 is a multiple of 4, so wrapping keeps the key position right.
+        *b ^= key[offset.wrapping_add(i) % 4];
     }
 }
 
