@@ -113,6 +113,10 @@ pub enum Event {
 /// into the output buffer: the frame header and the payload go out as two chunks.
 const ZERO_COPY_MIN: usize = 4096;
 
+/// The most input buffer reserved ahead of a frame's payload on the word of
+/// its header.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// A frame whose header is decoded and whose payload is arriving.
 #[derive(Debug)]
 struct PartialFrame {
@@ -231,8 +235,7 @@ impl Connection {
     /// [`handle_input`](Self::handle_input) after appending to it.
     ///
     /// Bytes already in it are unprocessed input: append, never replace.
-    /// While a large frame is arriving its free capacity covers the rest of
-    /// the frame, so the payload lands in place and reaches the application
+    /// A frame's payload is read in place here and reaches the application
     /// without another copy.
     pub fn input_buffer(&mut self) -> &mut BytesMut {
         &mut self.input
@@ -305,8 +308,12 @@ impl Connection {
                     OpCode::Continuation => self.message.as_ref().is_some_and(|m| m.text),
                     _ => false,
                 };
+            // Room for the payload, but a header alone (14 bytes) must not
+            // make us allocate up to max_frame_size: beyond this the buffer
+            // grows with the data that actually arrives.
             if len > self.input.len() {
-                self.input.reserve(len - self.input.len());
+                self.input
+                    .reserve((len - self.input.len()).min(RESERVE_AHEAD));
             }
             self.frame = Some(PartialFrame {
                 header,
