@@ -1,0 +1,20 @@
+//! Shared code of rtwire's fuzz targets and of the seed generator.
+//!
+//! - [`wire`]: a frame builder and an output decoder written independently
+//!   of the codec under test.
+//! - [`model`]: a reference receiver: the events RFC 6455 says a connection
+//!   reports for a given byte stream, computed from scratch.
+//! - [`session`]: the structured input of the `connection` target (derived
+//!   with `arbitrary`) and the driver that runs it against
+//!   [`rtwire::proto::Connection`], checking every invariant as it goes.
+//! - [`encode`]: the inverse of the `arbitrary` decoding of a
+//!   [`session::Session`], so the seed generator can write sessions as bytes.
+//! - [`frame_checks`], [`http_checks`]: the checks of the `frame_decode`
+//!   and `http_head` targets.
+
+pub mod encode;
+pub mod frame_checks;
+pub mod http_checks;
+pub mod model;
+pub mod session;
+pub mod wire;

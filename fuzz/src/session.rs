@@ -1,0 +1,554 @@
+//! The `connection` target's input and driver.
+//!
+//! A [`Session`] is a role, two small limits and a list of [`Action`]s:
+//! bytes from the peer (a frame built from fuzzed fields half the time, raw
+//! bytes the other half), calls of the application, and the end of the
+//! transport. [`run`] plays it against a [`Connection`] and panics when an
+//! invariant breaks. Every check is against an independent expectation:
+//!
+//! - the events equal those of the reference receiver in [`crate::model`]
+//!   for the bytes read so far, after every action (so they cannot depend
+//!   on how the bytes were chunked);
+//! - the output decodes strictly into whole frames, and they are exactly
+//!   the frames expected: what the application sent, a pong for each ping
+//!   received before this end sent a close, the reply to the peer's close,
+//!   and after a failure a close with exactly `error.close_code()`
+//!   (nothing for 1006) — masked by a client, unmasked by a server;
+//! - every close code written is allowed on the wire;
+//! - no message is larger than `max_message_size`;
+//! - the results of the application calls, `state()`, `wants_input()`,
+//!   `should_close_transport()` and the `has_*` queries agree with a model
+//!   of the closing handshake.
+
+use arbitrary::Arbitrary;
+use rtwire::proto::{
+    CloseCode, CloseFrame, Config, Connection, Event, Message, ProtocolError, Role, SendError,
+    State,
+};
+
+use crate::model::reference_events;
+use crate::wire::{
+    build_frame, code_allowed, decode_stream, LenForm, WireFrame, BINARY, CLOSE, PING, PONG, TEXT,
+};
+
+/// The whole input of the `connection` target.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct Session<'a> {
+    /// The role of the connection under test.
+    pub server: bool,
+    /// `max_frame_size` is 4 times this; 255 means the default (16 MiB).
+    pub max_frame: u8,
+    /// `max_message_size` is 16 times this; 255 means the default (64 MiB).
+    pub max_message: u8,
+    /// What happens, in order.
+    pub actions: Vec<Action<'a>>,
+}
+
+/// One step of a session.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Bytes arrive from the peer.
+    Peer(PeerChunk<'a>),
+    /// The application calls the connection.
+    App(AppCall<'a>),
+    /// The transport ends.
+    Eof,
+}
+
+/// Bytes from the peer and how they are handed over.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct PeerChunk<'a> {
+    /// The bytes.
+    pub bytes: PeerBytes<'a>,
+    /// 0: all at once; n: in pieces of n bytes.
+    pub piece: u8,
+    /// Through `input_buffer` + `handle_input` instead of `receive_data`.
+    pub via_buffer: bool,
+}
+
+/// A frame built from fields, or raw bytes.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum PeerBytes<'a> {
+    /// A frame; see [`FrameSpec`].
+    Frame(FrameSpec<'a>),
+    /// Anything.
+    Raw(&'a [u8]),
+}
+
+/// A frame, biased toward the valid: most values of each field give the
+/// valid choice, a few give the invalid ones.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct FrameSpec<'a> {
+    /// FIN.
+    pub fin: bool,
+    /// Below 0xF0: no RSV bits; else its low 3 bits.
+    pub rsv: u8,
+    /// Below 0xF0: one of the 6 defined opcodes; else its low nibble.
+    pub opcode: u8,
+    /// Below 0xF0: masked as the peer's role requires; else the opposite.
+    pub mask: u8,
+    /// The masking key.
+    pub key: [u8; 4],
+    /// Below 0xF0: minimal length; else 16-bit or 64-bit form.
+    pub form: u8,
+    /// The payload, before masking.
+    pub payload: &'a [u8],
+}
+
+/// The six defined opcodes, for [`FrameSpec::opcode`].
+pub const OPCODES: [u8; 6] = [0x0, 0x1, 0x2, 0x8, 0x9, 0xA];
+
+impl FrameSpec<'_> {
+    /// The frame's bytes, as a peer of a connection with role `role` sends it.
+    pub fn bytes(&self, role: Role) -> Vec<u8> {
+        let rsv = if self.rsv >= 0xF0 { self.rsv & 7 } else { 0 };
+        let opcode = if self.opcode >= 0xF0 {
+            self.opcode & 0x0f
+        } else {
+            OPCODES[usize::from(self.opcode) % OPCODES.len()]
+        };
+        let wanted = role == Role::Server;
+        let masked = if self.mask >= 0xF0 { !wanted } else { wanted };
+        let form = match self.form {
+            0..=0xEF => LenForm::Minimal,
+            0xF0..=0xF7 => LenForm::Ext16,
+            _ => LenForm::Ext64,
+        };
+        build_frame(
+            self.fin,
+            rsv,
+            opcode,
+            masked.then_some(self.key),
+            self.payload,
+            form,
+        )
+    }
+}
+
+/// An application call.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum AppCall<'a> {
+    /// `send(Message::Text)`, the bytes made UTF-8 lossily.
+    Text(&'a [u8]),
+    /// `send(Message::Binary)`.
+    Binary(&'a [u8]),
+    /// `send(Message::Ping)`.
+    Ping(&'a [u8]),
+    /// `send(Message::Pong)`.
+    Pong(&'a [u8]),
+    /// `close(code, reason)`, or `send(Message::Close(Some(..)))`.
+    Close {
+        /// Below 0x8000: one of [`CLOSE_CODES`]; else itself.
+        code: u16,
+        /// Made UTF-8 lossily.
+        reason: &'a [u8],
+        /// Through `send` instead of `close`.
+        via_send: bool,
+    },
+    /// `close_without_code()`, or `send(Message::Close(None))`.
+    CloseWithoutCode {
+        /// Through `send` instead of `close_without_code`.
+        via_send: bool,
+    },
+    /// A large data message (the server writes these without copying).
+    Large {
+        /// Text or binary.
+        text: bool,
+        /// The length is 4000 plus 64 times this.
+        size: u8,
+        /// The byte repeated (made ASCII for text).
+        fill: u8,
+    },
+}
+
+/// Close codes for [`AppCall::Close`]: every boundary of the allowed ranges.
+pub const CLOSE_CODES: [u16; 16] = [
+    0, 999, 1000, 1001, 1003, 1004, 1005, 1006, 1007, 1011, 1014, 1015, 2999, 3000, 4999, 5000,
+];
+
+impl AppCall<'_> {
+    fn close_code(code: u16) -> u16 {
+        if code < 0x8000 {
+            CLOSE_CODES[usize::from(code) % CLOSE_CODES.len()]
+        } else {
+            code
+        }
+    }
+}
+
+impl Session<'_> {
+    /// The connection's role.
+    pub fn role(&self) -> Role {
+        if self.server {
+            Role::Server
+        } else {
+            Role::Client
+        }
+    }
+
+    /// The connection's limits.
+    pub fn config(&self) -> Config {
+        let mut config = Config::default();
+        if self.max_frame != 255 {
+            config = config.max_frame_size(usize::from(self.max_frame) * 4);
+        }
+        if self.max_message != 255 {
+            config = config.max_message_size(usize::from(self.max_message) * 16);
+        }
+        config
+    }
+}
+
+/// What a session did, for comparing runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Every event, in order.
+    pub events: Vec<Event>,
+    /// Every frame written, unmasked.
+    pub frames: Vec<WireFrame>,
+}
+
+/// The model of the closing handshake the driver keeps.
+struct Model {
+    role: Role,
+    config: Config,
+    /// Every byte given while input was wanted.
+    received: Vec<u8>,
+    eof: bool,
+    close_sent: bool,
+    close_received: bool,
+    failed: bool,
+    /// A close or a failure was reported: nothing more is read.
+    input_done: bool,
+    events: Vec<Event>,
+    frames: Vec<WireFrame>,
+}
+
+impl Model {
+    fn frame(&self, opcode: u8, payload: &[u8]) -> WireFrame {
+        WireFrame {
+            fin: true,
+            rsv: 0,
+            opcode,
+            masked: self.role == Role::Client,
+            payload: payload.to_vec(),
+        }
+    }
+}
+
+/// Plays `session` against a fresh connection, checking every invariant;
+/// panics with a description when one breaks.
+pub fn run(session: &Session) -> Outcome {
+    let role = session.role();
+    let config = session.config();
+    let mut conn = Connection::new(role, config.clone());
+    let mut m = Model {
+        role,
+        config,
+        received: Vec::new(),
+        eof: false,
+        close_sent: false,
+        close_received: false,
+        failed: false,
+        input_done: false,
+        events: Vec::new(),
+        frames: Vec::new(),
+    };
+    check_quiet(&conn, &m);
+    for action in &session.actions {
+        match action {
+            Action::Peer(chunk) => {
+                let bytes = match &chunk.bytes {
+                    PeerBytes::Frame(spec) => spec.bytes(role),
+                    PeerBytes::Raw(raw) => raw.to_vec(),
+                };
+                receive(&mut conn, &mut m, &bytes, chunk);
+            }
+            Action::App(call) => app(&mut conn, &mut m, call),
+            Action::Eof => {
+                let close_sent_before = m.close_sent;
+                conn.receive_eof();
+                if !m.input_done {
+                    m.eof = true;
+                }
+                after_input(&mut conn, &mut m, close_sent_before, &[]);
+            }
+        }
+    }
+    Outcome {
+        events: m.events,
+        frames: m.frames,
+    }
+}
+
+fn receive(conn: &mut Connection, m: &mut Model, bytes: &[u8], chunk: &PeerChunk) {
+    let close_sent_before = m.close_sent;
+    let pieces: Vec<&[u8]> = match chunk.piece {
+        0 => vec![bytes],
+        n => bytes.chunks(usize::from(n)).collect(),
+    };
+    for piece in pieces {
+        if chunk.via_buffer {
+            conn.input_buffer().extend_from_slice(piece);
+            conn.handle_input();
+        } else {
+            conn.receive_data(piece);
+        }
+    }
+    if !m.input_done && !m.eof {
+        m.received.extend_from_slice(bytes);
+    }
+    after_input(conn, m, close_sent_before, bytes);
+}
+
+/// After input: the new events must be the reference's, and the output the
+/// pongs and close frames they call for.
+fn after_input(conn: &mut Connection, m: &mut Model, close_sent_before: bool, bytes: &[u8]) {
+    let new: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
+    let expected = reference_events(m.role, &m.config, &m.received, m.eof);
+    let mut all = m.events.clone();
+    all.extend(new.iter().cloned());
+    assert_eq!(
+        all, expected,
+        "events differ from the reference (role {:?}, {:?}) after feeding {bytes:x?}; \
+         all input so far: {:x?}",
+        m.role, m.config, m.received
+    );
+    let mut want = Vec::new();
+    for event in &new {
+        assert!(
+            !m.input_done,
+            "an event after the close or failure: {event:?}"
+        );
+        match event {
+            Event::Message(Message::Ping(p)) => {
+                assert!(p.len() <= 125);
+                if !close_sent_before {
+                    want.push(m.frame(PONG, p));
+                }
+            }
+            Event::Message(Message::Pong(p)) => assert!(p.len() <= 125),
+            Event::Message(Message::Text(t)) => {
+                assert!(t.len() <= m.config.max_message_size, "text over the limit");
+                assert!(std::str::from_utf8(t.as_bytes()).is_ok());
+            }
+            Event::Message(Message::Binary(b)) => {
+                assert!(
+                    b.len() <= m.config.max_message_size,
+                    "binary over the limit"
+                );
+            }
+            Event::Message(Message::Close(frame)) => {
+                m.input_done = true;
+                m.close_received = true;
+                if !m.close_sent {
+                    let payload = frame
+                        .as_ref()
+                        .map_or(Vec::new(), |f| f.code.0.to_be_bytes().to_vec());
+                    want.push(m.frame(CLOSE, &payload));
+                    m.close_sent = true;
+                }
+            }
+            Event::Failed(error) => {
+                m.input_done = true;
+                if !m.close_sent && *error != ProtocolError::AbnormalClosure {
+                    // The payload is checked below; only its shape is known here.
+                    want.push(failure_close(m, error));
+                }
+                m.close_sent = true;
+                m.failed = true;
+            }
+        }
+    }
+    m.events.extend(new.iter().cloned());
+    let frames = drain(conn);
+    let failure_reason_ok = |got: &WireFrame, want: &WireFrame| {
+        // A failure's close frame carries the error's code and a reason of
+        // our choosing: compare the code, check the reason is UTF-8.
+        got.opcode == CLOSE
+            && want.opcode == CLOSE
+            && want.payload.len() == 2
+            && got.payload.len() >= 2
+            && got.payload[..2] == want.payload[..]
+            && std::str::from_utf8(&got.payload[2..]).is_ok()
+            && (got.fin, got.rsv, got.masked) == (want.fin, want.rsv, want.masked)
+    };
+    let failure_frame = new.iter().any(|e| matches!(e, Event::Failed(_)));
+    let same = frames.len() == want.len()
+        && frames
+            .iter()
+            .zip(&want)
+            .all(|(got, want)| got == want || (failure_frame && failure_reason_ok(got, want)));
+    assert!(
+        same,
+        "output after input {bytes:x?} (events {new:?}):\n got {frames:?}\nwant {want:?}"
+    );
+    m.frames.extend(frames);
+    check_quiet(conn, m);
+}
+
+/// The close frame a failure calls for; the reason is checked separately.
+fn failure_close(m: &Model, error: &ProtocolError) -> WireFrame {
+    let code = error.close_code();
+    assert!(
+        code_allowed(code.0),
+        "failure {error:?} maps to close code {code} that may not be sent"
+    );
+    m.frame(CLOSE, &code.0.to_be_bytes())
+}
+
+fn app(conn: &mut Connection, m: &mut Model, call: &AppCall) {
+    let mut want = Vec::new();
+    match call {
+        AppCall::Text(bytes) => {
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            let result = conn.send(Message::text(text.clone()));
+            expect_data(m, result, TEXT, text.as_bytes(), &mut want);
+        }
+        AppCall::Binary(bytes) => {
+            let result = conn.send(Message::binary(bytes.to_vec()));
+            expect_data(m, result, BINARY, bytes, &mut want);
+        }
+        AppCall::Ping(bytes) | AppCall::Pong(bytes) => {
+            let (message, opcode) = match call {
+                AppCall::Ping(_) => (Message::Ping(bytes.to_vec().into()), PING),
+                _ => (Message::Pong(bytes.to_vec().into()), PONG),
+            };
+            let result = conn.send(message);
+            if m.close_sent {
+                assert_eq!(result, Err(SendError::Closed));
+            } else if bytes.len() > 125 {
+                assert_eq!(result, Err(SendError::ControlTooLong(bytes.len())));
+            } else {
+                assert_eq!(result, Ok(()));
+                want.push(m.frame(opcode, bytes));
+            }
+        }
+        AppCall::Large { text, size, fill } => {
+            let len = 4000 + 64 * usize::from(*size);
+            let (result, opcode, payload) = if *text {
+                let s = String::from(char::from(b'a' + fill % 26)).repeat(len);
+                let payload = s.clone().into_bytes();
+                (conn.send(Message::text(s)), TEXT, payload)
+            } else {
+                let payload = vec![*fill; len];
+                (conn.send(Message::binary(payload.clone())), BINARY, payload)
+            };
+            expect_data(m, result, opcode, &payload, &mut want);
+        }
+        AppCall::Close {
+            code,
+            reason,
+            via_send,
+        } => {
+            let code = AppCall::close_code(*code);
+            let reason = String::from_utf8_lossy(reason).into_owned();
+            let result = if *via_send {
+                conn.send(Message::Close(Some(CloseFrame {
+                    code: CloseCode(code),
+                    reason: reason.clone(),
+                })))
+            } else {
+                conn.close(CloseCode(code), &reason)
+            };
+            if m.close_sent {
+                assert_eq!(result, Err(SendError::Closed));
+            } else if !code_allowed(code) {
+                assert_eq!(result, Err(SendError::InvalidCloseCode(code)));
+            } else if reason.len() > 123 {
+                assert_eq!(result, Err(SendError::ReasonTooLong(reason.len())));
+            } else {
+                assert_eq!(result, Ok(()));
+                let mut payload = code.to_be_bytes().to_vec();
+                payload.extend_from_slice(reason.as_bytes());
+                want.push(m.frame(CLOSE, &payload));
+                m.close_sent = true;
+            }
+        }
+        AppCall::CloseWithoutCode { via_send } => {
+            let result = if *via_send {
+                conn.send(Message::Close(None))
+            } else {
+                conn.close_without_code()
+            };
+            if m.close_sent {
+                assert_eq!(result, Err(SendError::Closed));
+            } else {
+                assert_eq!(result, Ok(()));
+                want.push(m.frame(CLOSE, &[]));
+                m.close_sent = true;
+            }
+        }
+    }
+    assert!(!conn.has_events(), "an application call made an event");
+    let frames = drain(conn);
+    assert_eq!(frames, want, "output of {call:?}");
+    m.frames.extend(frames);
+    check_quiet(conn, m);
+}
+
+fn expect_data(
+    m: &Model,
+    result: Result<(), SendError>,
+    opcode: u8,
+    payload: &[u8],
+    want: &mut Vec<WireFrame>,
+) {
+    if m.close_sent {
+        assert_eq!(result, Err(SendError::Closed));
+    } else {
+        assert_eq!(result, Ok(()));
+        want.push(m.frame(opcode, payload));
+    }
+}
+
+/// Takes all output and decodes it strictly.
+fn drain(conn: &mut Connection) -> Vec<WireFrame> {
+    let mut out = Vec::new();
+    while let Some(chunk) = conn.poll_transmit() {
+        assert!(!chunk.is_empty(), "poll_transmit gave an empty chunk");
+        out.extend_from_slice(&chunk);
+    }
+    let frames = decode_stream(&out).unwrap_or_else(|e| panic!("bad output {out:x?}: {e}"));
+    for f in &frames {
+        assert_eq!(f.rsv, 0, "RSV bits written without an extension: {f:?}");
+        assert_eq!(
+            f.masked,
+            conn.role() == Role::Client,
+            "client output must be masked, server output must not: {f:?}"
+        );
+        if f.opcode == CLOSE {
+            match f.payload.as_slice() {
+                [] => {}
+                [hi, lo, reason @ ..] => {
+                    let code = u16::from_be_bytes([*hi, *lo]);
+                    assert!(code_allowed(code), "close code {code} written");
+                    assert!(reason.len() <= 123 && std::str::from_utf8(reason).is_ok());
+                }
+                [_] => panic!("one-byte close payload written"),
+            }
+        }
+    }
+    frames
+}
+
+/// With all events and output taken, the queries agree with the model.
+fn check_quiet(conn: &Connection, m: &Model) {
+    assert!(!conn.has_events());
+    assert!(!conn.has_output());
+    let state = if m.failed || m.close_received {
+        State::Closed
+    } else if m.close_sent {
+        State::Closing
+    } else {
+        State::Open
+    };
+    assert_eq!(conn.state(), state, "state");
+    assert_eq!(conn.wants_input(), !m.input_done, "wants_input");
+    let close_transport = m.failed || (m.role == Role::Server && m.close_sent && m.close_received);
+    assert_eq!(
+        conn.should_close_transport(),
+        close_transport,
+        "should_close_transport"
+    );
+}
