@@ -580,6 +580,11 @@ impl Codec {
         }
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
+        } else if out.is_empty() {
+            // zlib writes nothing for an empty flush right after another: an
+            // empty payload would leave the peer's inflater mid-block once it
+            // appends the tail. §7.2.3.6: an empty message is sent as 0x00.
+            out.push(0x00);
         }
         if self.own_reset {
             // §7.1.1: no context takeover — and no state kept while idle.
