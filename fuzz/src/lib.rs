@@ -12,9 +12,11 @@
 //! - [`frame_checks`], [`http_checks`]: the checks of the `frame_decode`
 //!   and `http_head` targets.
 
+pub mod deflate_checks;
 pub mod encode;
 pub mod frame_checks;
 pub mod http_checks;
 pub mod model;
 pub mod session;
+pub mod transport_checks;
 pub mod wire;

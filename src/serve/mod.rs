@@ -32,6 +32,14 @@ mod websocket;
 pub use auth::{Action, AuthHook, Denied, TokenAuth};
 pub use params::{valid_channel, MAX_CHANNEL_LEN};
 
+/// The transports' parsers of network input, for the fuzz targets in
+/// `fuzz/`. Not part of the stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::json::{get_bool, get_str, parse_object, payload, push_data, push_str, Value};
+    pub use super::params::{percent_decode, query_param};
+}
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
