@@ -12,6 +12,8 @@
 //! numbers, several distinct ones per size so a message never finds its own
 //! copy in the 32 KiB window.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -182,9 +184,7 @@ fn inflate(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = compress, inflate
 }
 criterion_main!(benches);

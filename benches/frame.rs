@@ -2,8 +2,9 @@
 //! length form: 7-bit, 16-bit and 64-bit, masked (what a server decodes)
 //! and unmasked (what a client decodes).
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rtwire::proto::frame::{FrameHeader, OpCode};
@@ -45,9 +46,7 @@ fn frame_header(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = frame_header
 }
 criterion_main!(benches);

@@ -2,8 +2,9 @@
 //! `copy_from_slice` of the same buffer (a memcpy: the ceiling for any pass
 //! that reads and writes every byte once) and the byte-wise reference.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rtwire::proto::mask::{apply_mask, apply_mask_reference};
@@ -38,9 +39,7 @@ fn mask(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = mask
 }
 criterion_main!(benches);

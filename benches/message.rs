@@ -7,6 +7,8 @@
 //! `receive_data` copies the input into the connection's buffer, as a read
 //! from a socket into `input_buffer` would.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -45,17 +47,7 @@ fn client_frames(opcode: OpCode, payload: &[u8], frame_size: usize) -> Vec<u8> {
 
 /// `size` bytes of valid UTF-8, mostly multi-byte.
 fn text(size: usize) -> Vec<u8> {
-    let mut s = String::with_capacity(size);
-    for c in "Hello-µ@ßöäüàá-UTF-8!! κόσμε €𝄞 ".chars().cycle() {
-        if s.len() + c.len_utf8() > size {
-            break;
-        }
-        s.push(c);
-    }
-    while s.len() < size {
-        s.push('a');
-    }
-    s.into_bytes()
+    common::utf8_sample(size, "Hello-µ@ßöäüàá-UTF-8!! κόσμε €𝄞 ")
 }
 
 fn decode(c: &mut Criterion) {
@@ -101,9 +93,7 @@ fn decode(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = decode
 }
 criterion_main!(benches);

@@ -5,27 +5,14 @@
 //! feeds it in 1000-byte pieces, which cut multi-byte code points, as
 //! reads from a socket do.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rtwire::proto::utf8::Utf8Validator;
 
 const SIZES: [usize; 3] = [1 << 10, 64 << 10, 1 << 20];
-
-fn sample(size: usize, pattern: &str) -> Vec<u8> {
-    let mut s = String::with_capacity(size);
-    for c in pattern.chars().cycle() {
-        if s.len() + c.len_utf8() > size {
-            break;
-        }
-        s.push(c);
-    }
-    while s.len() < size {
-        s.push('a');
-    }
-    s.into_bytes()
-}
 
 fn utf8(c: &mut Criterion) {
     let mut group = c.benchmark_group("utf8");
@@ -39,7 +26,7 @@ fn utf8(c: &mut Criterion) {
     for size in SIZES {
         group.throughput(Throughput::Bytes(size as u64));
         for (kind, pattern) in patterns {
-            let bytes = sample(size, pattern);
+            let bytes = common::utf8_sample(size, pattern);
             let param = format!("{kind}/{size}");
             group.bench_with_input(
                 BenchmarkId::new("std_from_utf8", &param),
@@ -70,9 +57,7 @@ fn utf8(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = utf8
 }
 criterion_main!(benches);
