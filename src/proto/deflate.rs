@@ -665,3 +665,35 @@ fn inflate_into(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `deflate` fuzz target (in its peer compressor, which
+    /// works like this one): an empty flush right after another makes zlib
+    /// write nothing, and an empty payload desynchronises the peer.
+    #[test]
+    fn an_empty_flush_after_another_is_sent_as_0x00() {
+        let (agreed, _) = DeflateConfig::default()
+            .accept_offers(["permessage-deflate"])
+            .expect("accepted");
+        let mut codec = Codec::new(agreed, true);
+        let first = codec.compress(b"hello");
+        assert!(!first.is_empty());
+        assert_eq!(codec.compress(b""), vec![0x00]);
+        // And the peer inflates both, then a third message, correctly.
+        let mut peer = Codec::new(agreed, false);
+        for (wire, plain) in [(first, &b"hello"[..]), (vec![0x00], &b""[..])] {
+            let mut out = Vec::new();
+            peer.inflate(&wire, true, &mut out, 1 << 20)
+                .expect("inflates");
+            assert_eq!(out, plain);
+        }
+        let third = codec.compress(b"again");
+        let mut out = Vec::new();
+        peer.inflate(&third, true, &mut out, 1 << 20)
+            .expect("inflates");
+        assert_eq!(out, b"again");
+    }
+}
