@@ -125,11 +125,32 @@ impl CloseFrame {
 
     /// The payload bytes of this close frame: the code, big-endian, then the reason.
     pub fn to_payload(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(2 + self.reason.len());
-        out.extend_from_slice(&self.code.0.to_be_bytes());
-        out.extend_from_slice(self.reason.as_bytes());
-        out
+        encode_payload(self.code, &self.reason)
     }
+}
+
+/// A close frame's payload: the code, big-endian, then the reason.
+pub fn encode_payload(code: CloseCode, reason: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + reason.len());
+    out.extend_from_slice(&code.0.to_be_bytes());
+    out.extend_from_slice(reason.as_bytes());
+    out
+}
+
+/// The longest prefix of `reason` that fits a close frame
+/// ([`MAX_REASON_LEN`] bytes), cut on a char boundary.
+///
+/// ```
+/// use rtwire::proto::close::truncate_reason;
+/// assert_eq!(truncate_reason("short"), "short");
+/// assert_eq!(truncate_reason(&"é".repeat(100)).len(), 122);
+/// ```
+pub fn truncate_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_REASON_LEN);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 #[cfg(test)]

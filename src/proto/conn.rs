@@ -33,7 +33,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 
-use super::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use super::close::{encode_payload, truncate_reason, CloseCode, CloseFrame, MAX_REASON_LEN};
 use super::deflate::{Codec, Deflate, InflateError};
 use super::error::{ProtocolError, SendError};
 use super::frame::{FrameHeader, OpCode, RSV1};
@@ -535,7 +535,7 @@ impl Connection {
     fn apply_failure(&mut self, error: &ProtocolError) {
         if !self.close_sent && *error != ProtocolError::AbnormalClosure {
             let reason = error.to_string();
-            let payload = close_payload(error.close_code(), truncate(&reason, MAX_REASON_LEN));
+            let payload = encode_payload(error.close_code(), truncate_reason(&reason));
             self.write_frame(true, OpCode::Close, &payload);
         }
         self.close_sent = true;
@@ -594,7 +594,7 @@ impl Connection {
         if reason.len() > MAX_REASON_LEN {
             return Err(SendError::ReasonTooLong(reason.len()));
         }
-        self.write_frame(true, OpCode::Close, &close_payload(code, reason));
+        self.write_frame(true, OpCode::Close, &encode_payload(code, reason));
         self.close_sent = true;
         Ok(())
     }
@@ -696,20 +696,4 @@ impl Connection {
         self.output.extend_from_slice(&bytes[..n]);
         mask
     }
-}
-
-fn close_payload(code: CloseCode, reason: &str) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(2 + reason.len());
-    payload.extend_from_slice(&code.0.to_be_bytes());
-    payload.extend_from_slice(reason.as_bytes());
-    payload
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -34,6 +34,7 @@ use crate::http::Request;
 use crate::hub::{
     Closed, FormatKey, HubMessage, MessageId, Resume, SenderId, Since, SubscribeOptions,
 };
+use crate::proto::close::truncate_reason;
 use crate::proto::{CloseCode, Config, Message};
 use crate::ws::{self, AcceptConfig, WebSocket};
 
@@ -130,12 +131,7 @@ pub(crate) async fn serve(
 
 /// Sends a close frame and waits (briefly) for the client's reply.
 async fn close(socket: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str) {
-    // A close reason holds at most 123 bytes; cut on a char boundary.
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    let reason = &reason[..end];
+    let reason = truncate_reason(reason);
     if socket.close(code, reason).await.is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
             while let Ok(Some(_)) = socket.recv().await {}
