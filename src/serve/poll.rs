@@ -53,16 +53,7 @@ fn etag(poll: &Poll) -> String {
 pub(crate) fn render(channel: &str, poll: &Poll) -> Response {
     let mut out = String::from("{\"channel\":");
     push_str(&mut out, channel);
-    out.push_str(",\"resume\":");
-    match &poll.resume {
-        Resume::Exact => out.push_str("\"exact\""),
-        Resume::Gap { first_available } => {
-            out.push_str("\"gap\",\"first_available\":");
-            push_id(&mut out, *first_available);
-        }
-        Resume::EpochChanged { .. } => out.push_str("\"epoch_changed\""),
-        Resume::Ahead => out.push_str("\"ahead\""),
-    }
+    push_resume(&mut out, &poll.resume);
     out.push_str(",\"messages\":[");
     for (i, message) in poll.messages.iter().enumerate() {
         if i > 0 {
@@ -75,6 +66,21 @@ pub(crate) fn render(channel: &str, poll: &Poll) -> Response {
     push_id(&mut out, Some(poll.next));
     out.push_str("}\n");
     Response::json(200, out).header("Cache-Control", "no-store")
+}
+
+/// Appends `,"resume":...` (and `first_available` for a gap): how a
+/// starting point related to the history, in polls and `/ws` joins alike.
+pub(crate) fn push_resume(out: &mut String, resume: &Resume) {
+    out.push_str(",\"resume\":");
+    match resume {
+        Resume::Exact => out.push_str("\"exact\""),
+        Resume::Gap { first_available } => {
+            out.push_str("\"gap\",\"first_available\":");
+            push_id(out, *first_available);
+        }
+        Resume::EpochChanged { .. } => out.push_str("\"epoch_changed\""),
+        Resume::Ahead => out.push_str("\"ahead\""),
+    }
 }
 
 fn push_id(out: &mut String, id: Option<MessageId>) {

@@ -28,14 +28,13 @@ use tokio::task::JoinHandle;
 use super::auth::Action;
 use super::http_conn::HttpConn;
 use super::json::{get_bool, get_str, parse_object, payload, push_data, push_str, Value};
+use super::poll::push_resume;
 use super::routes::check_private;
 use super::App;
 use crate::http::Request;
-use crate::hub::{
-    Closed, FormatKey, HubMessage, MessageId, Resume, SenderId, Since, SubscribeOptions,
-};
+use crate::hub::{Closed, FormatKey, HubMessage, MessageId, SenderId, Since, SubscribeOptions};
 use crate::proto::close::truncate_reason;
-use crate::proto::{CloseCode, Config, Message};
+use crate::proto::{CloseCode, Config, Message, Utf8Bytes};
 use crate::ws::{self, AcceptConfig, WebSocket};
 
 /// Deliveries waiting to be written, per socket.
@@ -106,7 +105,9 @@ pub(crate) async fn serve(
             },
             Some(delivery) = rx.recv() => match delivery {
                 Delivery::Message(bytes) => {
-                    let text = crate::proto::Utf8Bytes::try_from_bytes(bytes).unwrap_or_default();
+                    // Encoded once from a String for every socket: already
+                    // UTF-8, so no per-subscriber re-validation.
+                    let text = Utf8Bytes::from_validated(bytes);
                     if socket.send(Message::Text(text)).await.is_err() {
                         break;
                     }
@@ -177,19 +178,31 @@ impl Session<'_> {
         }
     }
 
-    fn join(&mut self, channel: &str, since: Since) -> String {
+    /// Whether this socket may do `action` on its channel: a valid name,
+    /// the hook's verdict, and private rooms only for their owner. `Err`
+    /// holds the error reply.
+    fn permit(&self, action: Action<'_>) -> Result<(), String> {
+        let channel = match action {
+            Action::Subscribe(c) | Action::Publish(c) => c,
+            Action::Connect => return Ok(()),
+        };
         if !super::valid_channel(channel) {
-            return error("invalid channel name");
+            return Err(error("invalid channel name"));
         }
-        if let Err(denied) = self
-            .app
-            .auth
-            .authorize(self.request, Action::Subscribe(channel))
+        if let Err(denied) = self.app.auth.authorize(self.request, action) {
+            return Err(error(&denied.reason));
+        }
+        if matches!(action, Action::Subscribe(_))
+            && check_private(channel, self.identity.as_deref()).is_err()
         {
-            return error(&denied.reason);
+            return Err(error(&format!("{channel} is private")));
         }
-        if check_private(channel, self.identity.as_deref()).is_err() {
-            return error(&format!("{channel} is private"));
+        Ok(())
+    }
+
+    fn join(&mut self, channel: &str, since: Since) -> String {
+        if let Err(reply) = self.permit(Action::Subscribe(channel)) {
+            return reply;
         }
         if self.rooms.contains_key(channel) {
             return error("already joined");
@@ -204,15 +217,8 @@ impl Session<'_> {
             Ok(subscription) => subscription,
             Err(e) => return error(&e.to_string()),
         };
-        let resume = match subscription.resume() {
-            Resume::Exact => "\"exact\"".to_owned(),
-            Resume::Gap { first_available } => format!(
-                "\"gap\",\"first_available\":\"{}\"",
-                first_available.map(|id| id.to_string()).unwrap_or_default()
-            ),
-            Resume::EpochChanged { .. } => "\"epoch_changed\"".to_owned(),
-            Resume::Ahead => "\"ahead\"".to_owned(),
-        };
+        let mut resume = String::new();
+        push_resume(&mut resume, &subscription.resume());
         let tx = self.tx.clone();
         let name = channel.to_owned();
         let task = tokio::spawn(async move {
@@ -236,20 +242,14 @@ impl Session<'_> {
         self.rooms.insert(channel.to_owned(), task);
         let mut out = reply("joined", channel, "");
         out.pop();
-        out.push_str(&format!(",\"resume\":{resume}}}"));
+        out.push_str(&resume);
+        out.push('}');
         out
     }
 
     fn publish(&self, channel: &str, fields: &[(String, Value)], except_self: bool) -> String {
-        if !super::valid_channel(channel) {
-            return error("invalid channel name");
-        }
-        if let Err(denied) = self
-            .app
-            .auth
-            .authorize(self.request, Action::Publish(channel))
-        {
-            return error(&denied.reason);
+        if let Err(reply) = self.permit(Action::Publish(channel)) {
+            return reply;
         }
         let data = match payload(fields) {
             Ok(data) => data,
