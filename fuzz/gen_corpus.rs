@@ -3,19 +3,21 @@
 //! (or invalid in one known way) by construction.
 //!
 //! `cargo run --release --bin gen_corpus` from `fuzz/`; an optional argument
-//! names another output directory. Existing seeds of the three targets are
-//! replaced. Deterministic: running it twice writes the same bytes.
+//! names another output directory. Existing seeds are replaced. Deterministic: running it twice writes the same bytes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use rtwire::handshake::{server_accept, ClientHandshake, ServerOptions, WsUrl};
 use rtwire::http::{self, HeadLimits, Parse, Request};
-use rtwire_fuzz::encode::encode_session;
+use rtwire_fuzz::deflate_checks::{self, Input, Piece};
+use rtwire_fuzz::encode::{encode_deflate_input, encode_session};
 use rtwire_fuzz::http_checks::{KEY, PROTOCOLS};
 use rtwire_fuzz::session::{
-    self, Action, AppCall, FrameSpec, PeerBytes, PeerChunk, Session, OPCODES,
+    self, Action, AppCall, Compressed, DeflateSpec, FrameSpec, PeerBytes, PeerChunk, Session,
+    OPCODES,
 };
+use rtwire_fuzz::transport_checks;
 use rtwire_fuzz::wire::{build_frame, LenForm, BINARY, CLOSE, CONT, PING, PONG, TEXT};
 
 /// A fixed masking key (any key will do; seeds must be reproducible).
@@ -475,6 +477,7 @@ fn connection_seeds(root: &Path) {
                 server,
                 max_frame,
                 max_message,
+                deflate: None,
                 actions,
             };
             // Seeds must pass the checks themselves.
@@ -493,12 +496,273 @@ fn connection_seeds(root: &Path) {
                 server,
                 max_frame: 255,
                 max_message: 255,
+                deflate: None,
                 actions: vec![peer_in(PeerBytes::Raw(bytes), 5, server), Action::Eof],
             };
             session::run(&session);
             let role = if server { "server" } else { "client" };
             out.write(&format!("{name}-{role}"), &encode_session(&session));
         }
+    }
+    deflate_sessions(&mut out);
+    out.report();
+}
+
+/// A message the peer compresses.
+fn compressed(text: bool, data: &[u8], fragment: u8) -> PeerBytes<'_> {
+    PeerBytes::Compressed(Compressed {
+        text,
+        raw: true,
+        data,
+        fragment,
+    })
+}
+
+/// A frame with RSV1 set, built from fields (the payload is not compressed).
+fn rsv1_frame(fin: bool, opcode: u8, payload: &[u8]) -> PeerBytes<'_> {
+    let PeerBytes::Frame(spec) = frame(fin, opcode, payload) else {
+        unreachable!()
+    };
+    PeerBytes::Frame(FrameSpec { rsv: 0xF4, ..spec })
+}
+
+/// Connection sessions with permessage-deflate agreed.
+fn deflate_sessions(out: &mut Out) {
+    let json = br#"{"type":"message","channel":"lobby","data":"hello, hello, hello"}"#.repeat(8);
+    let zeros = [0u8; 3000];
+    let bad_utf8 = [b'a', 0xce, 0xba, 0xed, 0xa0, 0x80];
+    let close_1000 = close_payload(1000, "done");
+    let spec = |server_bits: u8, client_bits: u8, no_takeover: bool| DeflateSpec {
+        server_bits: server_bits - 8,
+        client_bits: client_bits - 8,
+        server_no_context_takeover: no_takeover,
+        client_no_context_takeover: no_takeover,
+    };
+    let scripts: Vec<(&str, u8, DeflateSpec, Vec<Action>)> = vec![
+        (
+            "deflate-echo",
+            255,
+            spec(15, 15, false),
+            vec![
+                peer(compressed(true, &json, 0)),
+                Action::App(AppCall::Text(&json)),
+                peer_in(compressed(true, &json, 7), 3, true),
+                Action::App(AppCall::Text(&json)),
+                peer(compressed(false, b"", 0)),
+                Action::App(AppCall::Large {
+                    text: false,
+                    size: 10,
+                    fill: 0x42,
+                }),
+                Action::App(AppCall::Binary(b"below the threshold")),
+                peer(frame(true, CLOSE, &close_1000)),
+            ],
+        ),
+        (
+            "deflate-small-windows",
+            255,
+            spec(9, 8, true),
+            vec![
+                peer(compressed(false, &json, 16)),
+                Action::App(AppCall::Text(&json)),
+                peer(compressed(true, &json, 0)),
+                Action::App(AppCall::Text(&json)),
+                Action::Eof,
+            ],
+        ),
+        (
+            "deflate-8-bit-server",
+            255,
+            spec(8, 12, false),
+            vec![
+                peer(compressed(true, &json, 0)),
+                Action::App(AppCall::Text(&json)),
+            ],
+        ),
+        (
+            "deflate-bomb",
+            16,
+            spec(15, 15, false),
+            vec![peer(compressed(false, &zeros, 0))],
+        ),
+        (
+            "deflate-bad-utf8",
+            255,
+            spec(15, 15, false),
+            vec![peer(compressed(true, &bad_utf8, 2))],
+        ),
+        (
+            "deflate-not-deflate",
+            255,
+            spec(15, 15, false),
+            vec![peer(rsv1_frame(true, BINARY, b"\xff\xff not deflate"))],
+        ),
+        (
+            "deflate-rsv1-continuation",
+            255,
+            spec(15, 15, false),
+            vec![
+                peer(frame(false, TEXT, b"plain ")),
+                peer(rsv1_frame(true, CONT, b"then compressed?")),
+            ],
+        ),
+        (
+            "deflate-rsv1-ping",
+            255,
+            spec(15, 15, false),
+            vec![peer(rsv1_frame(true, PING, b""))],
+        ),
+    ];
+    for (name, max_message, deflate, actions) in scripts {
+        for server in [true, false] {
+            let session = Session {
+                server,
+                max_frame: 255,
+                max_message,
+                deflate: Some(deflate),
+                actions: actions.clone(),
+            };
+            session::run(&session);
+            let role = if server { "server" } else { "client" };
+            out.write(&format!("{name}-{role}"), &encode_session(&session));
+        }
+    }
+    // Without the extension, a compressed message fails the connection.
+    for server in [true, false] {
+        let session = Session {
+            server,
+            max_frame: 255,
+            max_message: 255,
+            deflate: None,
+            actions: vec![peer(compressed(true, &json, 0))],
+        };
+        session::run(&session);
+        let role = if server { "server" } else { "client" };
+        out.write(
+            &format!("no-deflate-compressed-{role}"),
+            &encode_session(&session),
+        );
+    }
+}
+
+/// Inputs of the `deflate` target.
+fn deflate_seeds(root: &Path) {
+    let mut out = Out::new(root, "deflate");
+    let json = br#"{"id":"1a2b3c4d-7","data":"hello, hello"}"#.repeat(4);
+    let valid = |text: bool, data: &[u8], fragment: u8| Piece::Valid {
+        text,
+        data: data.to_vec(),
+        fragment,
+    };
+    let inputs: Vec<(&str, Input)> = vec![
+        (
+            "messages",
+            Input {
+                server: true,
+                bits: 6, // 15
+                no_takeover: false,
+                limit: 4096,
+                pieces: vec![
+                    valid(true, &json, 0),
+                    valid(true, &json, 9),
+                    valid(false, b"", 0),
+                    valid(false, &[7; 300], 1),
+                ],
+            },
+        ),
+        (
+            "no-takeover-9-bits",
+            Input {
+                server: false,
+                bits: 0,
+                no_takeover: true,
+                limit: 4096,
+                pieces: vec![valid(true, &json, 0), valid(true, &json, 0)],
+            },
+        ),
+        (
+            "bomb",
+            Input {
+                server: true,
+                bits: 6,
+                no_takeover: false,
+                limit: 1000,
+                pieces: vec![Piece::Bomb { kib: 64 }],
+            },
+        ),
+        (
+            "garbage",
+            Input {
+                server: false,
+                bits: 3,
+                no_takeover: false,
+                limit: 4096,
+                pieces: vec![
+                    valid(true, b"first", 0),
+                    Piece::Garbage {
+                        fin: true,
+                        opcode: 1,
+                        payload: b"\x02\xff not deflate".to_vec(),
+                    },
+                ],
+            },
+        ),
+        (
+            "bad-utf8",
+            Input {
+                server: true,
+                bits: 6,
+                no_takeover: true,
+                limit: 4096,
+                pieces: vec![valid(true, &[b'a', 0xff, b'b'], 0)],
+            },
+        ),
+    ];
+    for (name, input) in inputs {
+        let bytes = encode_deflate_input(&input);
+        deflate_checks::check(input);
+        out.write(name, &bytes);
+    }
+    out.report();
+}
+
+/// Inputs of the `transport_params` target: what the HTTP transports read.
+fn transport_params_seeds(root: &Path) {
+    let mut out = Out::new(root, "transport_params");
+    let inputs: [(&str, &str); 14] = [
+        ("id", "1a2b3c4d-7"),
+        ("id-zero", "00000000-0"),
+        ("id-max", "ffffffff-18446744073709551615"),
+        ("channel", "lobby"),
+        ("channel-private", "user:alice"),
+        ("channel-all-chars", "Az09-_.:"),
+        ("query-since", "since=1a2b3c4d-7&timeout=25"),
+        (
+            "query-encoded",
+            "last-event-id=1a2b3c4d%2D7&user=al%C3%AFce&token=t+k",
+        ),
+        ("query-empty-and-repeated", "since=&since=1a2b3c4d-1&&user"),
+        (
+            "ws-join",
+            r#"{"op":"join","channel":"lobby","since":"1a2b3c4d-7"}"#,
+        ),
+        (
+            "ws-publish",
+            r#"{"op":"publish","channel":"room","data":"hi \"there\"\n\u00e9\ud83d\ude00","except_self":true}"#,
+        ),
+        (
+            "ws-send-b64",
+            r#"{"op":"send","user":"bob","data_b64":"AAEC/w=="}"#,
+        ),
+        ("ws-leave", r#"{ "op" : "leave" , "channel" : "room" }"#),
+        (
+            "ws-nested",
+            r#"{"op":"publish","data":{"a":[1,2.5e3,true,null]}}"#,
+        ),
+    ];
+    for (name, text) in inputs {
+        transport_checks::check(text.as_bytes());
+        out.write(name, text.as_bytes());
     }
     out.report();
 }
@@ -511,4 +775,6 @@ fn main() {
     frame_decode_seeds(&root);
     http_head_seeds(&root);
     connection_seeds(&root);
+    deflate_seeds(&root);
+    transport_params_seeds(&root);
 }

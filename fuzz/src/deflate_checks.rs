@@ -10,20 +10,25 @@
 //! nothing is read after it.
 
 use arbitrary::Arbitrary;
-use flate2::{Compress, Compression, FlushCompress};
 use rtwire::proto::deflate::DeflateConfig;
 use rtwire::proto::{Config, Connection, Event, Message, ProtocolError, Role};
 
+use crate::compress::PeerCompressor;
 use crate::wire::{build_frame, xor, LenForm};
 
 /// One fuzz input.
 #[derive(Arbitrary, Debug)]
 pub struct Input {
-    server: bool,
-    bits: u8,
-    no_takeover: bool,
-    limit: u16,
-    pieces: Vec<Piece>,
+    /// The role of the connection under test.
+    pub server: bool,
+    /// Both windows are 9 plus this modulo 7 bits.
+    pub bits: u8,
+    /// No context takeover either way.
+    pub no_takeover: bool,
+    /// `max_message_size` (0 means 1).
+    pub limit: u16,
+    /// What the peer sends, in order (the first 16).
+    pub pieces: Vec<Piece>,
 }
 
 /// What the peer sends next.
@@ -56,44 +61,11 @@ pub enum Piece {
 }
 
 struct Peer {
-    compressor: Compress,
-    bits: u8,
-    reset: bool,
+    compressor: PeerCompressor,
     mask: Option<[u8; 4]>,
 }
 
 impl Peer {
-    fn compress(&mut self, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(data.len() + 64);
-        let start = self.compressor.total_in();
-        loop {
-            let done = (self.compressor.total_in() - start) as usize;
-            out.reserve(1024);
-            self.compressor
-                .compress_vec(&data[done..], &mut out, FlushCompress::Sync)
-                .expect("compress");
-            if (self.compressor.total_in() - start) as usize == data.len()
-                && out.len() < out.capacity()
-            {
-                break;
-            }
-        }
-        // RFC 7692 §7.2.1: drop the sync marker. zlib writes nothing for an
-        // empty flush right after another; an empty message is then sent as
-        // a single 0x00 (§7.2.3.6), which the appended marker completes.
-        if out.ends_with(&[0, 0, 0xff, 0xff]) {
-            out.truncate(out.len() - 4);
-        } else {
-            assert!(out.is_empty(), "a sync flush ends with the marker");
-            out.push(0x00);
-        }
-        if self.reset {
-            self.compressor =
-                Compress::new_with_window_bits(Compression::default(), false, self.bits);
-        }
-        out
-    }
-
     fn frame(&self, fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
         build_frame(fin, rsv, opcode, self.mask, payload, LenForm::Minimal)
     }
@@ -122,9 +94,7 @@ pub fn check(input: Input) {
     };
     let mut conn = Connection::new(role, limits).with_deflate(agreed);
     let mut peer = Peer {
-        compressor: Compress::new_with_window_bits(Compression::default(), false, bits),
-        bits,
-        reset: input.no_takeover,
+        compressor: PeerCompressor::new(bits, input.no_takeover),
         mask,
     };
     // Exact expectations hold until garbage desynchronises the streams.
@@ -139,7 +109,7 @@ pub fn check(input: Input) {
                 data,
                 fragment,
             } => {
-                let compressed = peer.compress(data);
+                let compressed = peer.compressor.compress(data);
                 let opcode = if *text { 0x1 } else { 0x2 };
                 let size = usize::from(*fragment).max(1);
                 let chunks: Vec<&[u8]> = if *fragment == 0 || compressed.is_empty() {
@@ -175,7 +145,7 @@ pub fn check(input: Input) {
             }
             Piece::Bomb { kib } => {
                 let zeros = vec![0u8; usize::from(*kib % 1024) * 1024];
-                let compressed = peer.compress(&zeros);
+                let compressed = peer.compressor.compress(&zeros);
                 let expected = if zeros.len() > limit {
                     Err(ProtocolError::MessageTooBig { limit })
                 } else {

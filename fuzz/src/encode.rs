@@ -1,15 +1,19 @@
-//! Writes a [`Session`] as the bytes that `arbitrary` (1.x, as used by
-//! `libfuzzer-sys`) decodes back into it, so seeds for the `connection`
-//! target can be generated from sessions.
+//! Writes a [`Session`] (and a `deflate` target [`Input`]) as the bytes that
+//! `arbitrary` (1.x, as used by `libfuzzer-sys`) decodes back into it, so
+//! seeds for the structured targets can be generated from values.
 //!
 //! `arbitrary` reads integers and enum tags from the front of the data and
-//! byte-slice lengths from the back. [`encode_session`] lays out both ends,
-//! then checks by decoding: if `arbitrary` ever changes its format, the
+//! byte-slice lengths from the back; a `Vec` is its elements, each preceded
+//! by a "one more" flag. [`encode_session`] lays out both ends, then checks
+//! by decoding: if `arbitrary` ever changes its format, the
 //! generator stops with an error instead of writing useless seeds.
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use crate::session::{Action, AppCall, FrameSpec, PeerBytes, PeerChunk, Session};
+use crate::deflate_checks::{Input, Piece};
+use crate::session::{
+    Action, AppCall, Compressed, DeflateSpec, FrameSpec, PeerBytes, PeerChunk, Session,
+};
 
 enum Op {
     /// Bytes read from the front.
@@ -46,6 +50,15 @@ impl Encoder {
         let x = u32::try_from(x).expect("variant index in range");
         debug_assert_eq!((u64::from(x) * u64::from(count)) >> 32, u64::from(index));
         self.front(&x.to_le_bytes());
+    }
+
+    /// A `Vec<u8>` that is not the last field: flagged elements, then the end.
+    fn vec(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.bool(true);
+            self.u8(b);
+        }
+        self.bool(false);
     }
 
     fn slice(&mut self, bytes: &[u8]) {
@@ -189,19 +202,40 @@ fn encode_app(e: &mut Encoder, call: &AppCall) {
     }
 }
 
+fn encode_compressed(e: &mut Encoder, message: &Compressed) {
+    e.bool(message.text);
+    e.bool(message.raw);
+    e.slice(message.data);
+    e.u8(message.fragment);
+}
+
 fn encode_peer(e: &mut Encoder, chunk: &PeerChunk) {
     match &chunk.bytes {
         PeerBytes::Frame(spec) => {
-            e.variant(0, 2);
+            e.variant(0, 3);
             encode_frame(e, spec);
         }
+        PeerBytes::Compressed(message) => {
+            e.variant(1, 3);
+            encode_compressed(e, message);
+        }
         PeerBytes::Raw(raw) => {
-            e.variant(1, 2);
+            e.variant(2, 3);
             e.slice(raw);
         }
     }
     e.u8(chunk.piece);
     e.bool(chunk.via_buffer);
+}
+
+fn encode_deflate(e: &mut Encoder, deflate: Option<&DeflateSpec>) {
+    e.bool(deflate.is_some());
+    if let Some(d) = deflate {
+        e.u8(d.server_bits);
+        e.u8(d.client_bits);
+        e.bool(d.server_no_context_takeover);
+        e.bool(d.client_no_context_takeover);
+    }
 }
 
 /// The bytes `Session::arbitrary_take_rest` decodes into `session`.
@@ -212,6 +246,7 @@ pub fn encode_session(session: &Session) -> Vec<u8> {
     e.bool(session.server);
     e.u8(session.max_frame);
     e.u8(session.max_message);
+    encode_deflate(&mut e, session.deflate.as_ref());
     for action in &session.actions {
         e.bool(true); // another element follows
         match action {
@@ -232,6 +267,59 @@ pub fn encode_session(session: &Session) -> Vec<u8> {
     assert_eq!(
         &decoded, session,
         "arbitrary decodes the encoded session differently: has its format changed?"
+    );
+    bytes
+}
+
+fn encode_piece(e: &mut Encoder, piece: &Piece) {
+    match piece {
+        Piece::Valid {
+            text,
+            data,
+            fragment,
+        } => {
+            e.variant(0, 3);
+            e.bool(*text);
+            e.vec(data);
+            e.u8(*fragment);
+        }
+        Piece::Garbage {
+            fin,
+            opcode,
+            payload,
+        } => {
+            e.variant(1, 3);
+            e.bool(*fin);
+            e.u8(*opcode);
+            e.vec(payload);
+        }
+        Piece::Bomb { kib } => {
+            e.variant(2, 3);
+            e.u16(*kib);
+        }
+    }
+}
+
+/// The bytes `Input::arbitrary_take_rest` decodes into `input`.
+///
+/// Panics if they do not decode back into it.
+pub fn encode_deflate_input(input: &Input) -> Vec<u8> {
+    let mut e = Encoder::default();
+    e.bool(input.server);
+    e.u8(input.bits);
+    e.bool(input.no_takeover);
+    e.u16(input.limit);
+    for piece in &input.pieces {
+        e.bool(true);
+        encode_piece(&mut e, piece);
+    }
+    let bytes = e.finish();
+    let decoded =
+        Input::arbitrary_take_rest(Unstructured::new(&bytes)).expect("an encoded input decodes");
+    assert_eq!(
+        format!("{decoded:?}"),
+        format!("{input:?}"),
+        "arbitrary decodes the encoded input differently: has its format changed?"
     );
     bytes
 }

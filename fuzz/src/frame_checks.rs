@@ -25,6 +25,7 @@ pub fn check(data: &[u8]) {
             server,
             max_frame: 254,   // 1016 bytes
             max_message: 254, // 4064 bytes
+            deflate: None,
             actions: vec![
                 Action::Peer(PeerChunk {
                     bytes: PeerBytes::Raw(data),

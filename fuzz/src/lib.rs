@@ -9,9 +9,12 @@
 //!   [`rtwire::proto::Connection`], checking every invariant as it goes.
 //! - [`encode`]: the inverse of the `arbitrary` decoding of a
 //!   [`session::Session`], so the seed generator can write sessions as bytes.
-//! - [`frame_checks`], [`http_checks`]: the checks of the `frame_decode`
-//!   and `http_head` targets.
+//! - [`compress`]: permessage-deflate on flate2 directly: the peer's
+//!   compressor and a reference inflater.
+//! - [`frame_checks`], [`http_checks`], [`deflate_checks`],
+//!   [`transport_checks`]: the checks of the other targets.
 
+pub mod compress;
 pub mod deflate_checks;
 pub mod encode;
 pub mod frame_checks;

@@ -1,6 +1,6 @@
-//! A reference receiver: the events a connection without extensions must
-//! report for the bytes it has read so far, computed from scratch by
-//! re-reading the whole stream.
+//! A reference receiver: the events a connection must report for the bytes
+//! it has read so far, with or without permessage-deflate, computed from
+//! scratch by re-reading the whole stream.
 //!
 //! It is written from RFC 6455, not from `rtwire::proto::conn`, and is
 //! deliberately naive (it re-parses everything on every call). Where the
@@ -12,12 +12,19 @@
 //!   the whole header including the masking key is there);
 //! - text is failed as soon as the bytes seen so far cannot start valid
 //!   UTF-8 (RFC 6455 §8.1, fail fast), even mid-frame;
-//! - nothing after a close frame or a failure is read.
+//! - nothing after a close frame or a failure is read;
+//! - with permessage-deflate (RFC 7692), RSV1 is allowed on the first frame
+//!   of a data message only; a compressed message is inflated frame by
+//!   frame when each frame is whole, its limit applies to the inflated
+//!   size, and its text is checked after inflating. Where a frame is both
+//!   over the limit and corrupt, which one a receiver finds first depends
+//!   on how much it inflates per step, so either answer is accepted.
 
 use rtwire::proto::close::{CloseCode, CloseFrame, ClosePayloadError};
 use rtwire::proto::frame::FrameError;
 use rtwire::proto::{Config, Event, Message, ProtocolError, Role, Utf8Bytes};
 
+use crate::compress::Inflater;
 use crate::wire::{code_allowed, opcode_defined, xor, BINARY, CLOSE, CONT, PING, PONG, TEXT};
 
 /// Whether `bytes` can be the start of a valid UTF-8 string.
@@ -43,9 +50,63 @@ fn message(text: bool, payload: Vec<u8>) -> Message {
     }
 }
 
+/// The peer's compression, as agreed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerDeflate {
+    /// The window the peer compresses with, in bits (8..=15).
+    pub bits: u8,
+    /// The peer resets its compressor after every message.
+    pub no_context_takeover: bool,
+}
+
+/// What a receiver must report.
+#[derive(Debug, Default, PartialEq)]
+pub struct Reference {
+    /// The events, in order.
+    pub events: Vec<Event>,
+    /// An equally right last event, where the RFC leaves the order open.
+    pub or_last: Option<Event>,
+}
+
+impl Reference {
+    /// Whether `events` are what the reference allows.
+    pub fn allows(&self, events: &[Event]) -> bool {
+        if events == self.events {
+            return true;
+        }
+        let (Some(alternative), Some((last, rest)), Some((_, want))) =
+            (&self.or_last, events.split_last(), self.events.split_last())
+        else {
+            return false;
+        };
+        rest == want && last == alternative
+    }
+}
+
 /// The events for `input` (every byte the connection was given while it
-/// wanted input), followed by the transport's end if `eof`.
-pub fn reference_events(role: Role, config: &Config, input: &[u8], eof: bool) -> Vec<Event> {
+/// wanted input), followed by the transport's end if `eof`; `deflate` is
+/// the peer's side of a negotiated permessage-deflate.
+pub fn reference_events(
+    role: Role,
+    config: &Config,
+    deflate: Option<PeerDeflate>,
+    input: &[u8],
+    eof: bool,
+) -> Reference {
+    let mut or_last = None;
+    let events = events(role, config, deflate, input, eof, &mut or_last);
+    Reference { events, or_last }
+}
+
+fn events(
+    role: Role,
+    config: &Config,
+    deflate: Option<PeerDeflate>,
+    input: &[u8],
+    eof: bool,
+    or_last: &mut Option<Event>,
+) -> Vec<Event> {
+    let mut inflater = deflate.map(|d| Inflater::new(d.bits.max(9), d.no_context_takeover));
     let mut events = Vec::new();
     let more = |events: &mut Vec<Event>| {
         if eof {
@@ -53,8 +114,9 @@ pub fn reference_events(role: Role, config: &Config, input: &[u8], eof: bool) ->
         }
     };
     let fail = |events: &mut Vec<Event>, e: ProtocolError| events.push(Event::Failed(e));
-    // The open fragmented message: (text, bytes so far).
-    let mut open: Option<(bool, Vec<u8>)> = None;
+    // The open fragmented message: text, compressed, and its (inflated)
+    // bytes so far.
+    let mut open: Option<(bool, bool, Vec<u8>)> = None;
     let mut pos = 0;
     loop {
         let b = &input[pos..];
@@ -123,7 +185,12 @@ pub fn reference_events(role: Role, config: &Config, input: &[u8], eof: bool) ->
             None
         };
         // The header is whole: the rules that depend on the connection.
-        if rsv != 0 {
+        // RFC 7692 §6: RSV1 marks the first frame of a compressed message.
+        let allowed = match op {
+            TEXT | BINARY if deflate.is_some() => 0b100,
+            _ => 0,
+        };
+        if rsv & !allowed != 0 {
             fail(&mut events, ProtocolError::ReservedBits(rsv));
             return events;
         }
@@ -157,10 +224,16 @@ pub fn reference_events(role: Role, config: &Config, input: &[u8], eof: bool) ->
                 fail(&mut events, ProtocolError::MessageInterleaved);
                 return events;
             }
-            (CONT, Some((_, bytes))) => bytes.len() as u64,
+            (CONT, Some((_, _, bytes))) => bytes.len() as u64,
             _ => 0,
         };
-        if !control && so_far + len > config.max_message_size as u64 {
+        let compressed = match op {
+            TEXT | BINARY => rsv & 0b100 != 0,
+            CONT => open.as_ref().is_some_and(|(_, c, _)| *c),
+            _ => false,
+        };
+        // A compressed message's limit is on its inflated size, below.
+        if !control && !compressed && so_far + len > config.max_message_size as u64 {
             fail(
                 &mut events,
                 ProtocolError::MessageTooBig {
@@ -178,12 +251,12 @@ pub fn reference_events(role: Role, config: &Config, input: &[u8], eof: bool) ->
         }
         let text = match op {
             TEXT => true,
-            CONT => open.as_ref().is_some_and(|(t, _)| *t),
+            CONT => open.as_ref().is_some_and(|(t, _, _)| *t),
             _ => false,
         };
-        if text {
+        if text && !compressed {
             let mut seen = match (op, &open) {
-                (CONT, Some((_, bytes))) => bytes.clone(),
+                (CONT, Some((_, _, bytes))) => bytes.clone(),
                 _ => Vec::new(),
             };
             seen.extend_from_slice(&payload);
@@ -199,13 +272,39 @@ pub fn reference_events(role: Role, config: &Config, input: &[u8], eof: bool) ->
         pos += hlen + len;
         match op {
             TEXT | BINARY | CONT => {
-                let (text, mut bytes) = match op {
+                let (text, compressed, mut bytes) = match op {
                     CONT => open.take().unwrap_or_default(),
-                    _ => (op == TEXT, Vec::new()),
+                    _ => (op == TEXT, compressed, Vec::new()),
                 };
-                bytes.extend_from_slice(&payload);
+                if compressed {
+                    let Some(inflater) = inflater.as_mut() else {
+                        unreachable!("RSV1 is refused without the extension");
+                    };
+                    let limit = config.max_message_size;
+                    let result = inflater.frame(&payload, fin, &mut bytes, limit);
+                    let too_big = ProtocolError::MessageTooBig { limit };
+                    let error = match (result.corrupt, result.over_limit) {
+                        (true, true) => {
+                            *or_last = Some(Event::Failed(too_big));
+                            Some(ProtocolError::BadCompression)
+                        }
+                        (true, false) => Some(ProtocolError::BadCompression),
+                        (false, true) => Some(too_big),
+                        (false, false) => None,
+                    };
+                    if let Some(error) = error {
+                        fail(&mut events, error);
+                        return events;
+                    }
+                    if text && !utf8_prefix_ok(&bytes) {
+                        fail(&mut events, ProtocolError::InvalidUtf8);
+                        return events;
+                    }
+                } else {
+                    bytes.extend_from_slice(&payload);
+                }
                 if !fin {
-                    open = Some((text, bytes));
+                    open = Some((text, compressed, bytes));
                 } else if text && std::str::from_utf8(&bytes).is_err() {
                     fail(&mut events, ProtocolError::InvalidUtf8);
                     return events;

@@ -1,16 +1,19 @@
 //! The `connection` target's input and driver.
 //!
-//! A [`Session`] is a role, two small limits and a list of [`Action`]s:
-//! bytes from the peer (a frame built from fuzzed fields half the time, raw
-//! bytes the other half), calls of the application, and the end of the
-//! transport. [`run`] plays it against a [`Connection`] and panics when an
+//! A [`Session`] is a role, two small limits, permessage-deflate or not,
+//! and a list of [`Action`]s: bytes from the peer (a frame built from
+//! fuzzed fields, a message compressed as the peer would, or raw bytes),
+//! calls of the application, and the end of the transport. [`run`] plays it against a [`Connection`] and panics when an
 //! invariant breaks. Every check is against an independent expectation:
 //!
 //! - the events equal those of the reference receiver in [`crate::model`]
 //!   for the bytes read so far, after every action (so they cannot depend
 //!   on how the bytes were chunked);
 //! - the output decodes strictly into whole frames, and they are exactly
-//!   the frames expected: what the application sent, a pong for each ping
+//!   the frames expected: what the application sent (with the extension:
+//!   RSV1 set and the payload inflating, with the agreed window, to the
+//!   message exactly when the message is at least the threshold long and
+//!   this end's window is not 8 bits), a pong for each ping
 //!   received before this end sent a close, the reply to the peer's close,
 //!   and after a failure a close with exactly `error.close_code()`
 //!   (nothing for 1006) — masked by a client, unmasked by a server;
@@ -21,14 +24,17 @@
 //!   of the closing handshake.
 
 use arbitrary::Arbitrary;
+use rtwire::proto::deflate::{Deflate, DeflateConfig};
 use rtwire::proto::{
     CloseCode, CloseFrame, Config, Connection, Event, Message, ProtocolError, Role, SendError,
     State,
 };
 
-use crate::model::reference_events;
+use crate::compress::{Inflater, PeerCompressor};
+use crate::model::{reference_events, PeerDeflate};
 use crate::wire::{
-    build_frame, code_allowed, decode_stream, LenForm, WireFrame, BINARY, CLOSE, PING, PONG, TEXT,
+    build_frame, code_allowed, decode_stream, LenForm, WireFrame, BINARY, CLOSE, CONT, PING, PONG,
+    TEXT,
 };
 
 /// The whole input of the `connection` target.
@@ -40,8 +46,74 @@ pub struct Session<'a> {
     pub max_frame: u8,
     /// `max_message_size` is 16 times this; 255 means the default (64 MiB).
     pub max_message: u8,
+    /// permessage-deflate, agreed with these parameters, or not.
+    pub deflate: Option<DeflateSpec>,
     /// What happens, in order.
     pub actions: Vec<Action<'a>>,
+}
+
+/// The parameters of a permessage-deflate agreement (RFC 7692 §7.1).
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeflateSpec {
+    /// The server's window is 8 plus this modulo 8 bits.
+    pub server_bits: u8,
+    /// The client's window is 8 plus this modulo 8 bits.
+    pub client_bits: u8,
+    /// `server_no_context_takeover`.
+    pub server_no_context_takeover: bool,
+    /// `client_no_context_takeover`.
+    pub client_no_context_takeover: bool,
+}
+
+impl DeflateSpec {
+    /// The client's offer of exactly these parameters.
+    pub fn offer(&self) -> String {
+        let mut offer = String::from("permessage-deflate");
+        if self.server_no_context_takeover {
+            offer.push_str("; server_no_context_takeover");
+        }
+        if self.client_no_context_takeover {
+            offer.push_str("; client_no_context_takeover");
+        }
+        offer.push_str(&format!(
+            "; server_max_window_bits={}; client_max_window_bits={}",
+            8 + self.server_bits % 8,
+            8 + self.client_bits % 8
+        ));
+        offer
+    }
+
+    /// The agreement as `role` ends up with it, through rtwire's own
+    /// negotiation: a default server accepts the offer, a default client
+    /// checks the server's answer.
+    pub fn agree(&self, role: Role) -> Deflate {
+        let config = DeflateConfig::default();
+        let offer = self.offer();
+        let (server, answer) = config
+            .accept_offers([offer.as_str()])
+            .unwrap_or_else(|| panic!("a valid offer declined: {offer}"));
+        let client = config
+            .check_response(&answer)
+            .unwrap_or_else(|e| panic!("the server's own answer {answer:?} refused: {e}"));
+        assert_eq!(server.params(), client.params(), "both ends agree");
+        let p = server.params();
+        assert_eq!(
+            (p.server_max_window_bits, p.client_max_window_bits),
+            (8 + self.server_bits % 8, 8 + self.client_bits % 8),
+            "the windows offered: {offer} -> {answer}"
+        );
+        assert_eq!(
+            (p.server_no_context_takeover, p.client_no_context_takeover),
+            (
+                self.server_no_context_takeover,
+                self.client_no_context_takeover
+            ),
+        );
+        match role {
+            Role::Server => server,
+            Role::Client => client,
+        }
+    }
 }
 
 /// One step of a session.
@@ -66,11 +138,14 @@ pub struct PeerChunk<'a> {
     pub via_buffer: bool,
 }
 
-/// A frame built from fields, or raw bytes.
+/// A frame built from fields, a compressed message, or raw bytes.
 #[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub enum PeerBytes<'a> {
     /// A frame; see [`FrameSpec`].
     Frame(FrameSpec<'a>),
+    /// A message compressed by the peer's compressor (RSV1 on its first
+    /// frame) and masked as the peer's role requires; see [`Compressed`].
+    Compressed(Compressed<'a>),
     /// Anything.
     Raw(&'a [u8]),
 }
@@ -93,6 +168,48 @@ pub struct FrameSpec<'a> {
     pub form: u8,
     /// The payload, before masking.
     pub payload: &'a [u8],
+}
+
+/// A message as a peer with permessage-deflate sends it. Without the
+/// extension it is the same frames, which must fail the connection.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct Compressed<'a> {
+    /// Text (made UTF-8 lossily unless `raw`) or binary.
+    pub text: bool,
+    /// Text as it is, valid UTF-8 or not.
+    pub raw: bool,
+    /// The message.
+    pub data: &'a [u8],
+    /// 0: one frame; n: frames of n compressed bytes.
+    pub fragment: u8,
+}
+
+impl Compressed<'_> {
+    /// The frames' bytes, compressed with `compressor`.
+    pub fn bytes(&self, role: Role, compressor: &mut PeerCompressor) -> Vec<u8> {
+        let plain = if self.text && !self.raw {
+            String::from_utf8_lossy(self.data).into_owned().into_bytes()
+        } else {
+            self.data.to_vec()
+        };
+        let compressed = compressor.compress(&plain);
+        let pieces: Vec<&[u8]> = match self.fragment {
+            0 => vec![&compressed],
+            n => compressed.chunks(usize::from(n)).collect(),
+        };
+        let mask = (role == Role::Server).then_some([0x5a, 0xc3, 0x0f, 0x96]);
+        let mut bytes = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let (rsv, opcode) = match (i, self.text) {
+                (0, true) => (0b100, TEXT),
+                (0, false) => (0b100, BINARY),
+                _ => (0, CONT),
+            };
+            let fin = i + 1 == pieces.len();
+            bytes.extend(build_frame(fin, rsv, opcode, mask, piece, LenForm::Minimal));
+        }
+        bytes
+    }
 }
 
 /// The six defined opcodes, for [`FrameSpec::opcode`].
@@ -197,6 +314,32 @@ impl Session<'_> {
         }
         config
     }
+
+    /// The agreed extension, as (the peer's compression, this end's window
+    /// in bits, this end resets after every message).
+    fn deflate_sides(&self) -> Option<(PeerDeflate, u8, bool)> {
+        let agreed = self.deflate?.agree(self.role());
+        let p = agreed.params();
+        let server = (p.server_max_window_bits, p.server_no_context_takeover);
+        let client = (p.client_max_window_bits, p.client_no_context_takeover);
+        let (own, peer) = match self.role() {
+            Role::Server => (server, client),
+            Role::Client => (client, server),
+        };
+        let peer = PeerDeflate {
+            bits: peer.0,
+            no_context_takeover: peer.1,
+        };
+        Some((peer, own.0, own.1))
+    }
+}
+
+/// This end's compression, as the driver checks it.
+struct OwnDeflate {
+    /// The window agreed for this end's compressor.
+    bits: u8,
+    /// Inflates what this end sends, with exactly that window.
+    inflater: Inflater,
 }
 
 /// What a session did, for comparing runs.
@@ -212,6 +355,13 @@ pub struct Outcome {
 struct Model {
     role: Role,
     config: Config,
+    /// The peer's side of permessage-deflate, for the reference.
+    peer_deflate: Option<PeerDeflate>,
+    /// This end's side, for checking what it sends.
+    own_deflate: Option<OwnDeflate>,
+    /// The peer's compressor (used without the extension too, whose frames
+    /// must then fail the connection).
+    compressor: PeerCompressor,
     /// Every byte given while input was wanted.
     received: Vec<u8>,
     eof: bool,
@@ -234,6 +384,20 @@ impl Model {
             payload: payload.to_vec(),
         }
     }
+
+    /// A data message as this end must send it; with RSV1 set when it must
+    /// be compressed (the payload is compared after inflating).
+    fn data_frame(&self, opcode: u8, payload: &[u8]) -> WireFrame {
+        let threshold = DeflateConfig::default().threshold;
+        let compressed = self
+            .own_deflate
+            .as_ref()
+            .is_some_and(|own| own.bits >= 9 && payload.len() >= threshold);
+        WireFrame {
+            rsv: if compressed { 0b100 } else { 0 },
+            ..self.frame(opcode, payload)
+        }
+    }
 }
 
 /// Plays `session` against a fresh connection, checking every invariant;
@@ -242,9 +406,21 @@ pub fn run(session: &Session) -> Outcome {
     let role = session.role();
     let config = session.config();
     let mut conn = Connection::new(role, config.clone());
+    let sides = session.deflate_sides();
+    if let Some(spec) = session.deflate {
+        conn = conn.with_deflate(spec.agree(role));
+    }
+    let (peer_bits, peer_reset) =
+        sides.map_or((15, false), |(p, _, _)| (p.bits, p.no_context_takeover));
     let mut m = Model {
         role,
         config,
+        peer_deflate: sides.map(|(peer, _, _)| peer),
+        own_deflate: sides.map(|(_, bits, reset)| OwnDeflate {
+            bits,
+            inflater: Inflater::new(bits, reset),
+        }),
+        compressor: PeerCompressor::new(peer_bits, peer_reset),
         received: Vec::new(),
         eof: false,
         close_sent: false,
@@ -260,6 +436,7 @@ pub fn run(session: &Session) -> Outcome {
             Action::Peer(chunk) => {
                 let bytes = match &chunk.bytes {
                     PeerBytes::Frame(spec) => spec.bytes(role),
+                    PeerBytes::Compressed(message) => message.bytes(role, &mut m.compressor),
                     PeerBytes::Raw(raw) => raw.to_vec(),
                 };
                 receive(&mut conn, &mut m, &bytes, chunk);
@@ -305,14 +482,17 @@ fn receive(conn: &mut Connection, m: &mut Model, bytes: &[u8], chunk: &PeerChunk
 /// pongs and close frames they call for.
 fn after_input(conn: &mut Connection, m: &mut Model, close_sent_before: bool, bytes: &[u8]) {
     let new: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
-    let expected = reference_events(m.role, &m.config, &m.received, m.eof);
+    let expected = reference_events(m.role, &m.config, m.peer_deflate, &m.received, m.eof);
     let mut all = m.events.clone();
     all.extend(new.iter().cloned());
-    assert_eq!(
-        all, expected,
-        "events differ from the reference (role {:?}, {:?}) after feeding {bytes:x?}; \
-         all input so far: {:x?}",
-        m.role, m.config, m.received
+    assert!(
+        expected.allows(&all),
+        "events differ from the reference (role {:?}, {:?}, {:?}) after feeding {bytes:x?}; \
+         all input so far: {:x?}\n got {all:?}\nwant {expected:?}",
+        m.role,
+        m.config,
+        m.peer_deflate,
+        m.received
     );
     let mut want = Vec::new();
     for event in &new {
@@ -361,7 +541,7 @@ fn after_input(conn: &mut Connection, m: &mut Model, close_sent_before: bool, by
         }
     }
     m.events.extend(new.iter().cloned());
-    let frames = drain(conn);
+    let frames = drain(conn, m);
     let failure_reason_ok = |got: &WireFrame, want: &WireFrame| {
         // A failure's close frame carries the error's code and a reason of
         // our choosing: compare the code, check the reason is UTF-8.
@@ -481,7 +661,7 @@ fn app(conn: &mut Connection, m: &mut Model, call: &AppCall) {
         }
     }
     assert!(!conn.has_events(), "an application call made an event");
-    let frames = drain(conn);
+    let frames = drain(conn, m);
     assert_eq!(frames, want, "output of {call:?}");
     m.frames.extend(frames);
     check_quiet(conn, m);
@@ -498,20 +678,23 @@ fn expect_data(
         assert_eq!(result, Err(SendError::Closed));
     } else {
         assert_eq!(result, Ok(()));
-        want.push(m.frame(opcode, payload));
+        want.push(m.data_frame(opcode, payload));
     }
 }
 
-/// Takes all output and decodes it strictly.
-fn drain(conn: &mut Connection) -> Vec<WireFrame> {
+/// Takes all output and decodes it strictly; a compressed frame keeps its
+/// RSV1 but gets its inflated payload.
+fn drain(conn: &mut Connection, m: &mut Model) -> Vec<WireFrame> {
     let mut out = Vec::new();
     while let Some(chunk) = conn.poll_transmit() {
         assert!(!chunk.is_empty(), "poll_transmit gave an empty chunk");
         out.extend_from_slice(&chunk);
     }
-    let frames = decode_stream(&out).unwrap_or_else(|e| panic!("bad output {out:x?}: {e}"));
-    for f in &frames {
-        assert_eq!(f.rsv, 0, "RSV bits written without an extension: {f:?}");
+    let mut frames = decode_stream(&out).unwrap_or_else(|e| panic!("bad output {out:x?}: {e}"));
+    for f in &mut frames {
+        if f.rsv != 0 {
+            inflate_own(m, f);
+        }
         assert_eq!(
             f.masked,
             conn.role() == Role::Client,
@@ -530,6 +713,28 @@ fn drain(conn: &mut Connection) -> Vec<WireFrame> {
         }
     }
     frames
+}
+
+/// Checks that a frame with RSV bits is a compressed message this end may
+/// send, and replaces its payload with the inflated message.
+fn inflate_own(m: &mut Model, f: &mut WireFrame) {
+    let Some(own) = m.own_deflate.as_mut() else {
+        panic!("RSV bits written without an extension: {f:?}");
+    };
+    assert_eq!(f.rsv, 0b100, "only RSV1 is defined: {f:?}");
+    assert!(
+        f.fin && matches!(f.opcode, TEXT | BINARY),
+        "RSV1 on a frame other than a whole data message: {f:?}"
+    );
+    assert!(own.bits >= 9, "compressed although the window is 8 bits");
+    let mut plain = Vec::new();
+    let result = own.inflater.frame(&f.payload, true, &mut plain, usize::MAX);
+    assert!(
+        !result.corrupt,
+        "our compressed message does not inflate with the agreed {}-bit window: {f:?}",
+        own.bits
+    );
+    f.payload = plain;
 }
 
 /// With all events and output taken, the queries agree with the model.

@@ -6,9 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use arbitrary::{Arbitrary, Unstructured};
+use rtwire_fuzz::deflate_checks::Input;
 use rtwire_fuzz::session::{self, Session};
 
-const TARGETS: [&str; 3] = ["frame_decode", "http_head", "connection"];
+const TARGETS: [&str; 5] = [
+    "frame_decode",
+    "http_head",
+    "connection",
+    "deflate",
+    "transport_params",
+];
 
 fn seeds_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")
@@ -67,6 +74,16 @@ fn seeds_pass_their_checks() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!session.actions.is_empty(), "{name}");
         session::run(&session);
+        total += data.len();
+    }
+    for (name, data) in files(&seeds_dir().join("deflate")) {
+        let input = Input::arbitrary_take_rest(Unstructured::new(&data))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        rtwire_fuzz::deflate_checks::check(input);
+        total += data.len();
+    }
+    for (_, data) in files(&seeds_dir().join("transport_params")) {
+        rtwire_fuzz::transport_checks::check(&data);
         total += data.len();
     }
     assert!(total < 200 * 1024, "seeds must stay small: {total} bytes");
