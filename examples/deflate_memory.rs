@@ -1,6 +1,8 @@
 //! Measures the resident memory that permessage-deflate costs per
 //! connection: N server connections each inflate one message from a client
 //! and compress one reply, then sit idle with whatever state they keep.
+//! Each configuration is measured in a fresh process of its own, so memory
+//! freed by one cannot hide what the next one costs.
 //!
 //! ```text
 //! cargo run --release --example deflate_memory [N]
@@ -54,6 +56,8 @@ fn measure(n: usize, config: Option<&DeflateConfig>) -> f64 {
             other => panic!("unexpected {other:?}"),
         }
         while server.poll_transmit().is_some() {}
+        // What `WebSocket` does once the transport has nothing to read.
+        server.release_idle_buffers();
         servers.push(server);
     }
     let after = resident_kib();
@@ -61,13 +65,8 @@ fn measure(n: usize, config: Option<&DeflateConfig>) -> f64 {
     (after.saturating_sub(before)) as f64 / n as f64
 }
 
-fn main() {
-    let n = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2000);
-    println!("resident memory per idle server connection, {n} connections:");
-    let rows = [
+fn configurations() -> [(&'static str, Option<DeflateConfig>); 4] {
+    [
         ("no compression", None),
         (
             "permessage-deflate, default (15-bit windows, context takeover)",
@@ -84,8 +83,26 @@ fn main() {
             "permessage-deflate, lean (9-bit windows, no context takeover)",
             Some(DeflateConfig::lean()),
         ),
-    ];
-    for (name, config) in rows {
-        println!("  {:<66} {:>8.1} KiB", name, measure(n, config.as_ref()));
+    ]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    // A child measures one configuration and prints its figure.
+    if let Some(index) = args.next().and_then(|a| a.parse::<usize>().ok()) {
+        let (_, config) = &configurations()[index];
+        println!("{:.1}", measure(n, config.as_ref()));
+        return;
+    }
+    println!("resident memory per idle server connection, {n} connections:");
+    let exe = std::env::current_exe().expect("own path");
+    for (index, (name, _)) in configurations().iter().enumerate() {
+        let out = std::process::Command::new(&exe)
+            .args([n.to_string(), index.to_string()])
+            .output()
+            .expect("run a measurement");
+        let figure = String::from_utf8_lossy(&out.stdout);
+        println!("  {:<66} {:>8} KiB", name, figure.trim());
     }
 }

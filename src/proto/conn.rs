@@ -241,6 +241,29 @@ impl Connection {
         &mut self.input
     }
 
+    /// Frees the memory of the input and output buffers where they hold no
+    /// bytes. Call when the transport has nothing to read for now and all
+    /// output is written: an idle connection then keeps no buffer at all,
+    /// and the next read or send allocates again.
+    ///
+    /// ```
+    /// use rtwire::proto::{Config, Connection, Role};
+    /// let mut conn = Connection::new(Role::Server, Config::default());
+    /// conn.input_buffer().reserve(16 * 1024);
+    /// conn.release_idle_buffers();
+    /// assert_eq!(conn.input_buffer().capacity(), 0);
+    /// ```
+    pub fn release_idle_buffers(&mut self) {
+        // Even with no capacity left, an empty buffer split off a larger
+        // one keeps that allocation alive: replace it, don't test capacity.
+        if self.input.is_empty() {
+            self.input = BytesMut::new();
+        }
+        if self.output.is_empty() {
+            self.output = BytesMut::new();
+        }
+    }
+
     /// Call after appending bytes to [`input_buffer`](Self::input_buffer).
     pub fn handle_input(&mut self) {
         if self.wants_input() {

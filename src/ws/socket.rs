@@ -144,7 +144,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if buf.capacity() - buf.len() < READ_CHUNK / 2 {
                 buf.reserve(READ_CHUNK);
             }
-            let n = ready!(pin!(self.io.read_buf(buf)).poll(cx))?;
+            let n = match pin!(self.io.read_buf(buf)).poll(cx) {
+                Poll::Ready(read) => read?,
+                Poll::Pending => {
+                    // Nothing to read for now: unless writes are still in
+                    // flight, hold no buffers while waiting (this is most of
+                    // what an idle connection would otherwise cost).
+                    if self.pending.is_empty() {
+                        self.conn.release_idle_buffers();
+                    }
+                    return Poll::Pending;
+                }
+            };
             if n == 0 {
                 self.conn.receive_eof();
             } else {
@@ -253,5 +264,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 written = 0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Config;
+    use tokio::io::AsyncWriteExt;
+
+    /// Polls `recv` once; true if it is waiting for the transport.
+    async fn recv_would_wait<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>) -> bool {
+        poll_fn(|cx| Poll::Ready(ws.poll_recv(cx).is_pending())).await
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_holds_no_buffers() {
+        let (mut peer, io) = tokio::io::duplex(64 * 1024);
+        let mut ws = WebSocket::from_raw(io, Role::Server, Config::default(), &[]);
+        // A masked text frame "hi" (key 0, so the payload reads as is).
+        peer.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i'])
+            .await
+            .expect("write");
+        let got = ws.recv().await.expect("recv").expect("a message");
+        assert_eq!(got, Message::text("hi"));
+        ws.send(Message::text("hello back")).await.expect("send");
+        assert!(recv_would_wait(&mut ws).await);
+        let conn = ws.connection_mut();
+        assert_eq!(conn.input_buffer().capacity(), 0, "input buffer kept");
+        assert!(!conn.has_output());
+        // And the connection reads on as before.
+        peer.write_all(&[0x81, 0x80, 0, 0, 0, 0])
+            .await
+            .expect("write");
+        let got = ws.recv().await.expect("recv").expect("a message");
+        assert_eq!(got, Message::text(""));
     }
 }
