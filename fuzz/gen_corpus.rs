@@ -361,6 +361,7 @@ fn connection_seeds(root: &Path) {
             32,
             vec![
                 peer(frame(false, TEXT, b"frag")),
+                Action::App(AppCall::ReleaseIdleBuffers),
                 peer(frame(true, PING, b"between")),
                 peer(frame(false, CONT, "men€".as_bytes())),
                 peer_in(frame(true, CONT, b"ted"), 1, false),
@@ -555,6 +556,7 @@ fn deflate_sessions(out: &mut Out) {
                     fill: 0x42,
                 }),
                 Action::App(AppCall::Binary(b"below the threshold")),
+                Action::App(AppCall::ReleaseIdleBuffers),
                 peer(frame(true, CLOSE, &close_1000)),
             ],
         ),

@@ -161,7 +161,7 @@ fn encode_frame(e: &mut Encoder, spec: &FrameSpec) {
 }
 
 fn encode_app(e: &mut Encoder, call: &AppCall) {
-    const N: u32 = 7;
+    const N: u32 = 8;
     match call {
         AppCall::Text(b) => {
             e.variant(0, N);
@@ -199,6 +199,7 @@ fn encode_app(e: &mut Encoder, call: &AppCall) {
             e.u8(*size);
             e.u8(*fill);
         }
+        AppCall::ReleaseIdleBuffers => e.variant(7, N),
     }
 }
 

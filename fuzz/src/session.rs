@@ -276,6 +276,8 @@ pub enum AppCall<'a> {
         /// The byte repeated (made ASCII for text).
         fill: u8,
     },
+    /// `release_idle_buffers()`: must change nothing that can be observed.
+    ReleaseIdleBuffers,
 }
 
 /// Close codes for [`AppCall::Close`]: every boundary of the allowed ranges.
@@ -645,6 +647,7 @@ fn app(conn: &mut Connection, m: &mut Model, call: &AppCall) {
                 m.close_sent = true;
             }
         }
+        AppCall::ReleaseIdleBuffers => conn.release_idle_buffers(),
         AppCall::CloseWithoutCode { via_send } => {
             let result = if *via_send {
                 conn.send(Message::Close(None))
