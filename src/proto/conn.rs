@@ -32,11 +32,12 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
+use std::io::IoSlice;
 
 use super::close::{encode_payload, truncate_reason, CloseCode, CloseFrame, MAX_REASON_LEN};
 use super::deflate::{Codec, Deflate, InflateError};
 use super::error::{ProtocolError, SendError};
-use super::frame::{FrameHeader, OpCode, RSV1};
+use super::frame::{FrameHeader, OpCode, MAX_HEADER_LEN, RSV1};
 use super::mask::apply_mask;
 use super::message::{Message, Utf8Bytes};
 use super::utf8::Utf8Validator;
@@ -117,6 +118,11 @@ const ZERO_COPY_MIN: usize = 4096;
 /// its header.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
+/// Buffers that never held more than this stay allocated while idle:
+/// freeing and reallocating them around every message would cost more
+/// than they weigh.
+const KEEP_WHEN_IDLE: usize = 1024;
+
 /// A frame whose header is decoded and whose payload is arriving.
 #[derive(Debug)]
 struct PartialFrame {
@@ -147,11 +153,15 @@ pub struct Connection {
     /// No more input is read: a close frame or a failure is queued as an event.
     input_done: bool,
     input: BytesMut,
+    /// The most `input` could hold since it was last released.
+    input_peak: usize,
     frame: Option<PartialFrame>,
     message: Option<PartialMessage>,
     utf8: Utf8Validator,
     events: VecDeque<Event>,
     output: BytesMut,
+    /// The most `output` could hold since it was last released.
+    output_peak: usize,
     transmit: VecDeque<Bytes>,
     /// permessage-deflate, when negotiated.
     deflate: Option<Codec>,
@@ -168,11 +178,13 @@ impl Connection {
             failed: false,
             input_done: false,
             input: BytesMut::new(),
+            input_peak: 0,
             frame: None,
             message: None,
             utf8: Utf8Validator::new(),
             events: VecDeque::new(),
             output: BytesMut::new(),
+            output_peak: 0,
             transmit: VecDeque::new(),
             deflate: None,
         }
@@ -227,6 +239,7 @@ impl Connection {
     pub fn receive_data(&mut self, data: &[u8]) {
         if self.wants_input() {
             self.input.extend_from_slice(data);
+            self.input_peak = self.input_peak.max(self.input.capacity());
             self.process();
         }
     }
@@ -242,30 +255,36 @@ impl Connection {
     }
 
     /// Frees the memory of the input and output buffers where they hold no
-    /// bytes. Call when the transport has nothing to read for now and all
-    /// output is written: an idle connection then keeps no buffer at all,
-    /// and the next read or send allocates again.
+    /// bytes and have held more than 1 KiB since they were last freed. Call
+    /// when the transport has nothing to read for now and all output is
+    /// written: an idle connection then keeps at most two small buffers,
+    /// and a busy one with small messages reuses its buffers instead of
+    /// reallocating them for every message.
     ///
     /// ```
     /// use rtwire::proto::{Config, Connection, Role};
     /// let mut conn = Connection::new(Role::Server, Config::default());
     /// conn.input_buffer().reserve(16 * 1024);
+    /// conn.handle_input();
     /// conn.release_idle_buffers();
     /// assert_eq!(conn.input_buffer().capacity(), 0);
     /// ```
     pub fn release_idle_buffers(&mut self) {
-        // Even with no capacity left, an empty buffer split off a larger
-        // one keeps that allocation alive: replace it, don't test capacity.
-        if self.input.is_empty() {
+        // An empty buffer split off a larger one keeps that allocation
+        // alive whatever its own capacity: judge by the peak, and replace.
+        if self.input.is_empty() && self.input_peak > KEEP_WHEN_IDLE {
             self.input = BytesMut::new();
+            self.input_peak = 0;
         }
-        if self.output.is_empty() {
+        if self.output.is_empty() && self.output_peak > KEEP_WHEN_IDLE {
             self.output = BytesMut::new();
+            self.output_peak = 0;
         }
     }
 
     /// Call after appending bytes to [`input_buffer`](Self::input_buffer).
     pub fn handle_input(&mut self) {
+        self.input_peak = self.input_peak.max(self.input.capacity());
         if self.wants_input() {
             self.process();
         } else {
@@ -645,6 +664,64 @@ impl Connection {
         }
     }
 
+    /// The queued output, borrowed instead of taken: fills `slices` with the
+    /// next chunks in order and returns how many it filled (0 when nothing
+    /// is queued). For a transport that writes from slices (`writev`):
+    /// write them, then call [`advance_transmit`](Self::advance_transmit)
+    /// with the number of bytes written. Unlike
+    /// [`poll_transmit`](Self::poll_transmit) it hands out no `Bytes`, so
+    /// the output buffer is reused from one write to the next.
+    ///
+    /// ```
+    /// use std::io::IoSlice;
+    /// use rtwire::proto::{Config, Connection, Message, Role};
+    /// let mut conn = Connection::new(Role::Server, Config::default());
+    /// conn.send(Message::text("hi")).unwrap();
+    /// let mut slices = [IoSlice::new(&[]); 4];
+    /// assert_eq!(conn.transmit_slices(&mut slices), 1);
+    /// assert_eq!(&slices[0][..], b"\x81\x02hi");
+    /// conn.advance_transmit(4); // all of it was written
+    /// assert!(!conn.has_output());
+    /// ```
+    pub fn transmit_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let output = (!self.output.is_empty()).then_some(&self.output[..]);
+        let chunks = self.transmit.iter().map(|c| &c[..]).chain(output);
+        let mut filled = 0;
+        for (slot, chunk) in slices.iter_mut().zip(chunks) {
+            *slot = IoSlice::new(chunk);
+            filled += 1;
+        }
+        filled
+    }
+
+    /// Drops the first `n` bytes of the queued output once they are
+    /// written; see [`transmit_slices`](Self::transmit_slices).
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `n` bytes are queued: the caller wrote bytes it was
+    /// never given.
+    pub fn advance_transmit(&mut self, mut n: usize) {
+        while n > 0 {
+            match self.transmit.front_mut() {
+                Some(front) if n >= front.len() => {
+                    n -= front.len();
+                    self.transmit.pop_front();
+                }
+                Some(front) => return front.advance(n),
+                None => {
+                    assert!(n <= self.output.len(), "advanced past the queued output");
+                    // All written: keep the buffer's start, so the next frame
+                    // is written at its front without reclaiming space.
+                    if n == self.output.len() {
+                        return self.output.clear();
+                    }
+                    return self.output.advance(n);
+                }
+            }
+        }
+    }
+
     /// Whether [`poll_transmit`](Self::poll_transmit) has bytes to give.
     pub fn has_output(&self) -> bool {
         !self.transmit.is_empty() || !self.output.is_empty()
@@ -693,6 +770,8 @@ impl Connection {
     }
 
     fn write_frame_rsv(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
+        // Header and payload in one allocation, not a grow per part.
+        self.output.reserve(MAX_HEADER_LEN + payload.len());
         let key = self.write_header(fin, rsv, opcode, payload.len());
         // Order holds: `output` only ever holds bytes that follow the last
         // chunk moved to `transmit`.
@@ -717,6 +796,7 @@ impl Connection {
         };
         let (bytes, n) = header.encode();
         self.output.extend_from_slice(&bytes[..n]);
+        self.output_peak = self.output_peak.max(self.output.capacity());
         mask
     }
 }

@@ -1,20 +1,22 @@
 //! [`WebSocket`]: the sans-IO [`Connection`] driven over a tokio stream.
 
-use bytes::Bytes;
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use super::Error;
 use crate::proto::{CloseCode, Config, Connection, Event, Message, Role, State};
 
-/// Read at least this much at a time.
+/// Read at least this much at a time into the connection's buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// While reads are smaller than this, they go through a buffer of this
+/// size on the stack instead, so a connection that waits holds no buffer.
+const STACK_READ: usize = 4 * 1024;
 /// Gather at most this many chunks into one vectored write.
-const MAX_IOVECS: usize = 64;
+const MAX_IOVECS: usize = 16;
 
 /// A WebSocket connection over any tokio byte stream.
 ///
@@ -27,8 +29,8 @@ const MAX_IOVECS: usize = 64;
 pub struct WebSocket<S> {
     io: S,
     conn: Connection,
-    /// Chunks taken from the connection and not yet fully written.
-    pending: VecDeque<Bytes>,
+    /// The last read was smaller than [`STACK_READ`].
+    small_reads: bool,
     transport_closed: bool,
     /// A failure to report once its close frame is written.
     failure: Option<crate::proto::ProtocolError>,
@@ -48,7 +50,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         WebSocket {
             io,
             conn,
-            pending: VecDeque::new(),
+            small_reads: true,
             transport_closed: false,
             failure: None,
         }
@@ -140,28 +142,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             // Writes in flight must not hold up reading.
             let _ = self.poll_write_pending(write_cx)?;
-            let buf = self.conn.input_buffer();
-            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-                buf.reserve(READ_CHUNK);
-            }
-            let n = match pin!(self.io.read_buf(buf)).poll(cx) {
-                Poll::Ready(read) => read?,
-                Poll::Pending => {
-                    // Nothing to read for now: unless writes are still in
-                    // flight, hold no buffers while waiting (this is most of
-                    // what an idle connection would otherwise cost).
-                    if self.pending.is_empty() {
-                        self.conn.release_idle_buffers();
-                    }
-                    return Poll::Pending;
+            if self.poll_read_input(cx)?.is_pending() {
+                // Nothing to read for now: unless writes are still in
+                // flight, hold no buffers while waiting (they are most of
+                // what an idle connection would otherwise cost).
+                if !self.conn.has_output() {
+                    self.conn.release_idle_buffers();
                 }
-            };
-            if n == 0 {
-                self.conn.receive_eof();
-            } else {
-                self.conn.handle_input();
+                return Poll::Pending;
             }
         }
+    }
+
+    /// Reads what the transport has into the connection, or the end of
+    /// the stream. Between messages of a few KiB the read goes through the
+    /// stack, so the heap buffer exists only while there is input in it;
+    /// while reads are large they go straight into the connection's
+    /// buffer, where frame payloads are read in place.
+    fn poll_read_input(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let input = self.conn.input_buffer();
+        let n = if input.is_empty() && self.small_reads {
+            let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
+            let mut buf = ReadBuf::uninit(&mut stack);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+            self.conn.receive_data(buf.filled());
+            buf.filled().len()
+        } else {
+            if input.capacity() - input.len() < READ_CHUNK / 2 {
+                input.reserve(READ_CHUNK);
+            }
+            let n = ready!(pin!(self.io.read_buf(input)).poll(cx))?;
+            self.conn.handle_input();
+            n
+        };
+        self.small_reads = n < STACK_READ;
+        if n == 0 {
+            self.conn.receive_eof();
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// After the connection is closed: shut the transport down when the
@@ -229,41 +247,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.has_events()
     }
 
-    /// Writes queued output until done or the transport would block.
+    /// Writes queued output until done or the transport would block,
+    /// straight from the connection's buffers.
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            while let Some(chunk) = self.conn.poll_transmit() {
-                self.pending.push_back(chunk);
-            }
-            if self.pending.is_empty() {
-                return Poll::Ready(Ok(()));
-            }
+        // Called around every read and message: be cheap when idle.
+        while self.conn.has_output() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let count = self.pending.len().min(MAX_IOVECS);
-            for (slice, chunk) in slices.iter_mut().zip(self.pending.iter()) {
-                *slice = IoSlice::new(chunk);
-            }
-            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
+            let io = Pin::new(&mut self.io);
+            let written = match self.conn.transmit_slices(&mut slices) {
+                0 => return Poll::Ready(Ok(())),
+                // Small frames share one buffer: a plain write.
+                1 => ready!(io.poll_write(cx, &slices[0]))?,
+                // A large payload travels apart from its header: one writev.
+                count => ready!(io.poll_write_vectored(cx, &slices[..count]))?,
+            };
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.consume(written);
+            self.conn.advance_transmit(written);
         }
-    }
-
-    fn consume(&mut self, mut written: usize) {
-        while written > 0 {
-            let Some(front) = self.pending.front_mut() else {
-                return;
-            };
-            if written >= front.len() {
-                written -= front.len();
-                self.pending.pop_front();
-            } else {
-                let _ = front.split_to(written);
-                written = 0;
-            }
-        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -282,13 +285,15 @@ mod tests {
     async fn an_idle_connection_holds_no_buffers() {
         let (mut peer, io) = tokio::io::duplex(64 * 1024);
         let mut ws = WebSocket::from_raw(io, Role::Server, Config::default(), &[]);
-        // A masked text frame "hi" (key 0, so the payload reads as is).
-        peer.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i'])
-            .await
-            .expect("write");
+        // A masked binary frame of 3000 bytes (key 0: the payload as is),
+        // sent back: both buffers held more than is kept while idle.
+        let payload = vec![7u8; 3000];
+        let mut frame = vec![0x82, 0xfe, 0x0b, 0xb8, 0, 0, 0, 0];
+        frame.extend_from_slice(&payload);
+        peer.write_all(&frame).await.expect("write");
         let got = ws.recv().await.expect("recv").expect("a message");
-        assert_eq!(got, Message::text("hi"));
-        ws.send(Message::text("hello back")).await.expect("send");
+        assert_eq!(got, Message::binary(payload));
+        ws.send(got).await.expect("send");
         assert!(recv_would_wait(&mut ws).await);
         let conn = ws.connection_mut();
         assert_eq!(conn.input_buffer().capacity(), 0, "input buffer kept");
