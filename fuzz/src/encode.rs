@@ -248,6 +248,7 @@ pub fn encode_session(session: &Session) -> Vec<u8> {
     e.u8(session.max_frame);
     e.u8(session.max_message);
     encode_deflate(&mut e, session.deflate.as_ref());
+    e.u8(session.writes);
     for action in &session.actions {
         e.bool(true); // another element follows
         match action {

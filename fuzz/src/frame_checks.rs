@@ -26,6 +26,7 @@ pub fn check(data: &[u8]) {
             max_frame: 254,   // 1016 bytes
             max_message: 254, // 4064 bytes
             deflate: None,
+            writes: piece,
             actions: vec![
                 Action::Peer(PeerChunk {
                     bytes: PeerBytes::Raw(data),

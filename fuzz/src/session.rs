@@ -23,6 +23,8 @@
 //!   `should_close_transport()` and the `has_*` queries agree with a model
 //!   of the closing handshake.
 
+use std::io::IoSlice;
+
 use arbitrary::Arbitrary;
 use rtwire::proto::deflate::{Deflate, DeflateConfig};
 use rtwire::proto::{
@@ -48,6 +50,10 @@ pub struct Session<'a> {
     pub max_message: u8,
     /// permessage-deflate, agreed with these parameters, or not.
     pub deflate: Option<DeflateSpec>,
+    /// How output is taken: 0 through `poll_transmit`; else through
+    /// `transmit_slices` with `writes % 4 + 1` slices, and
+    /// `advance_transmit` by at most `writes / 4 + 1` bytes at a time.
+    pub writes: u8,
     /// What happens, in order.
     pub actions: Vec<Action<'a>>,
 }
@@ -361,6 +367,8 @@ struct Model {
     peer_deflate: Option<PeerDeflate>,
     /// This end's side, for checking what it sends.
     own_deflate: Option<OwnDeflate>,
+    /// See [`Session::writes`].
+    writes: u8,
     /// The peer's compressor (used without the extension too, whose frames
     /// must then fail the connection).
     compressor: PeerCompressor,
@@ -423,6 +431,7 @@ pub fn run(session: &Session) -> Outcome {
             inflater: Inflater::new(bits, reset),
         }),
         compressor: PeerCompressor::new(peer_bits, peer_reset),
+        writes: session.writes,
         received: Vec::new(),
         eof: false,
         close_sent: false,
@@ -688,11 +697,10 @@ fn expect_data(
 /// Takes all output and decodes it strictly; a compressed frame keeps its
 /// RSV1 but gets its inflated payload.
 fn drain(conn: &mut Connection, m: &mut Model) -> Vec<WireFrame> {
-    let mut out = Vec::new();
-    while let Some(chunk) = conn.poll_transmit() {
-        assert!(!chunk.is_empty(), "poll_transmit gave an empty chunk");
-        out.extend_from_slice(&chunk);
-    }
+    let out = match m.writes {
+        0 => take_transmit(conn),
+        w => write_slices(conn, usize::from(w % 4) + 1, usize::from(w / 4) + 1),
+    };
     let mut frames = decode_stream(&out).unwrap_or_else(|e| panic!("bad output {out:x?}: {e}"));
     for f in &mut frames {
         if f.rsv != 0 {
@@ -716,6 +724,41 @@ fn drain(conn: &mut Connection, m: &mut Model) -> Vec<WireFrame> {
         }
     }
     frames
+}
+
+/// All output through `poll_transmit`.
+fn take_transmit(conn: &mut Connection) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = conn.poll_transmit() {
+        assert!(!chunk.is_empty(), "poll_transmit gave an empty chunk");
+        out.extend_from_slice(&chunk);
+    }
+    out
+}
+
+/// All output through `transmit_slices`, `slots` slices at a time, as a
+/// transport that writes at most `step` bytes per call would take it.
+fn write_slices(conn: &mut Connection, slots: usize, step: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let mut slices = vec![IoSlice::new(&[]); slots];
+        let filled = conn.transmit_slices(&mut slices);
+        assert_eq!(filled > 0, conn.has_output(), "slices and has_output agree");
+        if filled == 0 {
+            return out;
+        }
+        let mut left = step;
+        for slice in &slices[..filled] {
+            assert!(!slice.is_empty(), "transmit_slices gave an empty slice");
+            let n = left.min(slice.len());
+            out.extend_from_slice(&slice[..n]);
+            left -= n;
+            if left == 0 {
+                break;
+            }
+        }
+        conn.advance_transmit(step - left);
+    }
 }
 
 /// Checks that a frame with RSV bits is a compressed message this end may
