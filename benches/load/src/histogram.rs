@@ -64,6 +64,11 @@ impl Histogram {
         self.total
     }
 
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
     /// The mean, or 0 when empty.
     pub fn mean(&self) -> u64 {
         if self.total == 0 {

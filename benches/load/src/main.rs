@@ -12,7 +12,6 @@
 //! masking key for every frame), echoes skipped through a fixed buffer
 //! without being assembled.
 
-mod histogram;
 mod wire;
 
 use std::cell::RefCell;
@@ -21,7 +20,8 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use histogram::Histogram;
+use rtwire_load::histogram::Histogram;
+use rtwire_load::sys::{cpu_seconds, raise_fd_limit, vm_rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::{JoinSet, LocalSet};
@@ -228,35 +228,6 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String, String), String> {
     Ok((SocketAddr::new(ip, port), authority.to_owned(), path))
 }
 
-/// Raises the soft RLIMIT_NOFILE to at least `wanted` (within the hard limit).
-fn raise_fd_limit(wanted: usize) -> Result<(), String> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err("getrlimit failed".into());
-        }
-        let wanted = wanted as libc::rlim_t;
-        if limit.rlim_cur >= wanted {
-            return Ok(());
-        }
-        if limit.rlim_max < wanted {
-            return Err(format!(
-                "{wanted} file descriptors needed, the hard limit is {} (ulimit -Hn)",
-                limit.rlim_max
-            ));
-        }
-        limit.rlim_cur = wanted;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-            return Err("setrlimit failed".into());
-        }
-    }
-    Ok(())
-}
-
 // ----- opening connections -----
 
 /// Connects and does the client's opening handshake; returns the stream
@@ -376,34 +347,6 @@ async fn idle(options: Options) -> Result<(), String> {
     }
     drop(conns);
     Ok(())
-}
-
-/// The resident set of process `pid`, from /proc/PID/status, in KiB.
-fn vm_rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
-}
-
-/// User + system CPU time of a process (`self` or a pid), in seconds.
-fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_owned(),
-    };
-    let stat = std::fs::read_to_string(path).ok()?;
-    // Fields after the command name (which may hold spaces), from field 3 on.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    Some((utime + stime) as f64 / ticks.max(1) as f64)
 }
 
 // ----- load -----
