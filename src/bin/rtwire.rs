@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 
 use rtwire::proto::deflate::DeflateConfig;
 use rtwire::proto::Message;
@@ -175,10 +174,14 @@ async fn shutdown_signal() {
 
 async fn echo_server(options: Options) -> Result<(), String> {
     let port = options.port.unwrap_or(9001);
-    let address = (options.host.as_str(), port);
-    let listener = TcpListener::bind(address)
+    let cannot = |e: std::io::Error| format!("cannot listen on {}:{port}: {e}", options.host);
+    let address = tokio::net::lookup_host((options.host.as_str(), port))
         .await
-        .map_err(|e| format!("cannot listen on {}:{port}: {e}", options.host))?;
+        .map_err(cannot)?
+        .next()
+        .ok_or_else(|| format!("{} resolves to no address", options.host))?;
+    // Load tests open thousands of connections at once: a deep backlog.
+    let listener = rtwire::serve::listen(address, 4096).map_err(cannot)?;
     eprintln!("rtwire echo: listening on ws://{}:{port}", options.host);
     loop {
         let (stream, _peer) = match listener.accept().await {

@@ -44,7 +44,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Semaphore};
 
 use crate::hub::{Hub, HubConfig};
@@ -69,6 +69,11 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// Open connections at most; beyond, 503. Default 10,000.
     pub max_connections: usize,
+    /// Connections the kernel may queue before they are accepted (the
+    /// `listen()` backlog, capped by `net.core.somaxconn`). Default 4096:
+    /// the usual 128 overflows when thousands of clients reconnect at
+    /// once, and the kernel then drops their SYNs for a second or more.
+    pub listen_backlog: u32,
     /// Default wait of a long poll. Default 30 s.
     pub long_poll_timeout: Duration,
     /// Longest wait a client may ask for. Default 120 s.
@@ -98,6 +103,7 @@ impl Default for ServeConfig {
             head_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            listen_backlog: 4096,
             long_poll_timeout: Duration::from_secs(30),
             long_poll_max: Duration::from_secs(120),
             poll_max_messages: 1000,
@@ -109,6 +115,20 @@ impl Default for ServeConfig {
             hub: HubConfig::default(),
         }
     }
+}
+
+/// A listening socket with `backlog` (tokio's `TcpListener::bind` uses 128).
+pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restart may bind while old
+    // connections linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// What every connection task shares.
@@ -140,7 +160,7 @@ pub struct Server {
 impl Server {
     /// Binds the listening socket.
     pub async fn bind(config: ServeConfig, auth: impl AuthHook) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(config.addr).await?;
+        let listener = listen(config.addr, config.listen_backlog)?;
         let (stop, shutdown) = watch::channel(false);
         let app = Arc::new(App {
             hub: Hub::with_config(config.hub.clone()),
