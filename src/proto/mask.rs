@@ -23,19 +23,24 @@
 /// ```
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let rotated = rotate(key, offset);
-    let mut pattern = [0u8; 32];
-    for (i, b) in pattern.iter_mut().enumerate() {
-        *b = rotated[i % 4];
-    }
+    let pattern = [rotated; 8];
+    let pattern = pattern.as_flattened();
     let mut chunks = buf.chunks_exact_mut(32);
     for chunk in &mut chunks {
-        for (b, k) in chunk.iter_mut().zip(pattern.iter()) {
+        for (b, k) in chunk.iter_mut().zip(pattern) {
             *b ^= k;
         }
     }
     // The tail is shorter than 32 bytes; it starts at a multiple of 4 from
-    // `offset`, so the rotated key still lines up.
-    for (b, k) in chunks.into_remainder().iter_mut().zip(pattern.iter()) {
+    // `offset`, so the rotated key still lines up. Small frames are all
+    // tail: a word at a time, then the last bytes.
+    let word = u32::from_ne_bytes(rotated);
+    let mut words = chunks.into_remainder().chunks_exact_mut(4);
+    for w in &mut words {
+        let masked = u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) ^ word;
+        w.copy_from_slice(&masked.to_ne_bytes());
+    }
+    for (b, k) in words.into_remainder().iter_mut().zip(rotated) {
         *b ^= k;
     }
 }
