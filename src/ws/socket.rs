@@ -96,9 +96,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The poll form of [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
-        let waker = cx.waker().clone();
-        let mut write_cx = Context::from_waker(&waker);
-        self.poll_recv_split(cx, &mut write_cx)
+        // Two contexts on the same waker, borrowed rather than cloned (a
+        // clone is an atomic increment and decrement per poll).
+        let waker = cx.waker();
+        let mut read_cx = Context::from_waker(waker);
+        let mut write_cx = Context::from_waker(waker);
+        self.poll_recv_split(&mut read_cx, &mut write_cx)
     }
 
     /// [`poll_recv`](Self::poll_recv) with a separate context for writes,
