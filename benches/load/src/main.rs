@@ -21,7 +21,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use rtwire_load::histogram::Histogram;
-use rtwire_load::sys::{cpu_seconds, raise_fd_limit, vm_rss_kib};
+use rtwire_load::sys::{cpu_seconds, vm_rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::{JoinSet, LocalSet};
@@ -75,17 +75,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(message) = raise_fd_limit(options.connections + 64) {
-        eprintln!("rtwire-load: {message}");
-        return ExitCode::FAILURE;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match rtwire_load::sys::runtime_for(options.connections) {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("rtwire-load: cannot start the runtime: {e}");
+        Err(message) => {
+            eprintln!("rtwire-load: {message}");
             return ExitCode::FAILURE;
         }
     };

@@ -1,6 +1,16 @@
 //! What the tools read from the system: CPU time and memory of a process
 //! (from /proc), and the file-descriptor limit.
 
+/// The runtime both tools run on, one thread, with the file limit raised
+/// for `connections` sockets.
+pub fn runtime_for(connections: usize) -> Result<tokio::runtime::Runtime, String> {
+    raise_fd_limit(connections + 64)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
 /// Raises the soft RLIMIT_NOFILE to at least `wanted` (within the hard limit).
 pub fn raise_fd_limit(wanted: usize) -> Result<(), String> {
     let mut limit = libc::rlimit {

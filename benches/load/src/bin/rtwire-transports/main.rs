@@ -47,17 +47,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(message) = rtwire_load::sys::raise_fd_limit(options.subscribers + 64) {
-        eprintln!("rtwire-transports: {message}");
-        return ExitCode::FAILURE;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match rtwire_load::sys::runtime_for(options.subscribers) {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("rtwire-transports: cannot start the runtime: {e}");
+        Err(message) => {
+            eprintln!("rtwire-transports: {message}");
             return ExitCode::FAILURE;
         }
     };
