@@ -14,7 +14,15 @@
 //! - [`poll_transmit`](Connection::poll_transmit) after any of the above,
 //!   until it returns `None`, writing each chunk to the transport in order;
 //! - [`should_close_transport`](Connection::should_close_transport) after
-//!   writing: when true, close the transport.
+//!   writing: when true, close the transport;
+//! - [`wants_read`](Connection::wants_read) before reading: false while the
+//!   output waiting to be written is above
+//!   [`Config::output_high_water`], so a peer that sends but never reads
+//!   (pings whose pongs pile up, messages an echo answers) is slowed down
+//!   to the pace at which it reads, instead of growing the output;
+//! - [`handle_timeout`](Connection::handle_timeout) when the instant from
+//!   [`poll_timeout`](Connection::poll_timeout) has passed, if keepalive
+//!   is on ([`Config::keepalive`]). Time is passed in, never read.
 //!
 //! ```
 //! use rtwire::proto::{Connection, Config, Event, Message, Role};
@@ -33,6 +41,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::time::{Duration, Instant};
 
 use super::close::{encode_payload, truncate_reason, CloseCode, CloseFrame, MAX_REASON_LEN};
 use super::deflate::{Codec, Deflate, InflateError};
@@ -61,6 +70,37 @@ pub struct Config {
     /// The largest message accepted, summed over its fragments; larger fails
     /// with 1009. Default 64 MiB.
     pub max_message_size: usize,
+    /// While more output than this waits to be written, no more input is
+    /// processed and [`Connection::wants_read`] is false: what the peer
+    /// sends is answered (pongs, close replies, an application's echoes)
+    /// only as fast as the peer reads the answers. Default 64 KiB.
+    pub output_high_water: usize,
+    /// [`Connection::send`] fails with [`SendError::WriteBufferFull`] while
+    /// at least this much output waits to be written: a caller that queues
+    /// faster than the peer reads learns of it instead of growing the
+    /// buffer without bound. One message may take the output past it.
+    /// Default 16 MiB.
+    pub max_write_buffer: usize,
+    /// Pings when the peer has been silent, and a deadline for its answer.
+    /// Default `None`: a library connection never sends what the
+    /// application did not ask for (a client behind a proxy that drops idle
+    /// connections, or a public server, turns it on; `rtwire serve` and
+    /// `rtwire echo` do).
+    pub keepalive: Option<Keepalive>,
+}
+
+/// Keepalive (RFC 6455 §5.5.2: "A Ping frame MAY be sent ... as a means to
+/// verify that the remote endpoint is still responsive"): after `interval`
+/// without any input, send a ping; if nothing at all arrives within
+/// `timeout` after it, fail the connection with
+/// [`ProtocolError::PeerUnresponsive`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Silence after which a ping is sent.
+    pub interval: Duration,
+    /// How long the peer has to send something (its pong, or anything)
+    /// after the ping.
+    pub timeout: Duration,
 }
 
 impl Default for Config {
@@ -68,6 +108,9 @@ impl Default for Config {
         Config {
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
+            output_high_water: 64 << 10,
+            max_write_buffer: 16 << 20,
+            keepalive: None,
         }
     }
 }
@@ -82,6 +125,24 @@ impl Config {
     /// Sets [`max_message_size`](Self::max_message_size).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets [`output_high_water`](Self::output_high_water).
+    pub fn output_high_water(mut self, bytes: usize) -> Self {
+        self.output_high_water = bytes;
+        self
+    }
+
+    /// Sets [`max_write_buffer`](Self::max_write_buffer).
+    pub fn max_write_buffer(mut self, bytes: usize) -> Self {
+        self.max_write_buffer = bytes;
+        self
+    }
+
+    /// Sets [`keepalive`](Self::keepalive).
+    pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
+        self.keepalive = keepalive;
         self
     }
 }
@@ -163,8 +224,22 @@ pub struct Connection {
     /// The most `output` could hold since it was last released.
     output_peak: usize,
     transmit: VecDeque<Bytes>,
+    /// Bytes in `transmit`, so the pending output is known without a walk.
+    transmit_len: usize,
     /// permessage-deflate, when negotiated.
     deflate: Option<Codec>,
+    keepalive: KeepaliveState,
+}
+
+/// Where keepalive stands; see [`Keepalive`].
+#[derive(Debug, Default)]
+struct KeepaliveState {
+    /// When to look again; `None` until the first `handle_timeout`.
+    deadline: Option<Instant>,
+    /// Input arrived since the deadline was set.
+    heard: bool,
+    /// A ping is out and its deadline is `deadline`.
+    awaiting: bool,
 }
 
 impl Connection {
@@ -186,7 +261,9 @@ impl Connection {
             output: BytesMut::new(),
             output_peak: 0,
             transmit: VecDeque::new(),
+            transmit_len: 0,
             deflate: None,
+            keepalive: KeepaliveState::default(),
         }
     }
 
@@ -229,6 +306,26 @@ impl Connection {
         !self.input_done
     }
 
+    /// Whether the transport should be read now: input is wanted and the
+    /// output waiting to be written is at most
+    /// [`Config::output_high_water`]. While false, write the output first;
+    /// bytes already received are processed (and their events appear in
+    /// [`poll_event`](Self::poll_event)) once it has drained. Bytes given
+    /// to [`receive_data`](Self::receive_data) meanwhile are kept, not
+    /// lost, but the point is not to read them.
+    pub fn wants_read(&self) -> bool {
+        self.wants_input() && !self.output_blocked()
+    }
+
+    /// Bytes queued for the transport and not yet written.
+    pub fn buffered_output(&self) -> usize {
+        self.transmit_len + self.output.len()
+    }
+
+    fn output_blocked(&self) -> bool {
+        self.buffered_output() > self.config.output_high_water
+    }
+
     // ----- input -----
 
     /// Call with each chunk of bytes read from the transport, then drain
@@ -238,6 +335,7 @@ impl Connection {
     /// into [`input_buffer`](Self::input_buffer) instead.
     pub fn receive_data(&mut self, data: &[u8]) {
         if self.wants_input() {
+            self.keepalive.heard |= !data.is_empty();
             self.input.extend_from_slice(data);
             self.input_peak = self.input_peak.max(self.input.capacity());
             self.process();
@@ -285,6 +383,7 @@ impl Connection {
     /// Call after appending bytes to [`input_buffer`](Self::input_buffer).
     pub fn handle_input(&mut self) {
         self.input_peak = self.input_peak.max(self.input.capacity());
+        self.keepalive.heard |= !self.input.is_empty();
         if self.wants_input() {
             self.process();
         } else {
@@ -314,6 +413,11 @@ impl Connection {
     /// go out before the close frame (an echo server echoes every message
     /// that preceded a protocol error, as Autobahn's strict cases expect).
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() && !self.input.is_empty() {
+            // Input held back while the output was above the high-water
+            // mark: go on with it now that the output has drained.
+            self.process();
+        }
         let event = self.events.pop_front()?;
         match &event {
             Event::Failed(error) => self.apply_failure(error),
@@ -324,7 +428,7 @@ impl Connection {
     }
 
     fn process(&mut self) {
-        while self.wants_input() {
+        while self.wants_read() {
             match self.step() {
                 Ok(true) => {}
                 Ok(false) => break,
@@ -595,6 +699,67 @@ impl Connection {
         self.events.push_back(Event::Message(message));
     }
 
+    // ----- time -----
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called,
+    /// or `None` if keepalive is off, not started, or over (the connection
+    /// is closing or closed).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.config.keepalive {
+            Some(_) if !self.close_sent && self.wants_input() => self.keepalive.deadline,
+            _ => None,
+        }
+    }
+
+    /// Call once when the connection opens, then whenever the instant
+    /// given by [`poll_timeout`](Self::poll_timeout) has passed, with the
+    /// time now. Does nothing unless [`Config::keepalive`] is set.
+    ///
+    /// After [`Keepalive::interval`] without input it queues a ping; when
+    /// nothing arrives within [`Keepalive::timeout`] of that ping, the
+    /// connection fails with [`ProtocolError::PeerUnresponsive`] (close
+    /// code 1001). Any input counts as a sign of life, not only the pong.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use rtwire::proto::{Config, Connection, Event, Keepalive, Role};
+    /// let keepalive = Keepalive { interval: Duration::from_secs(30), timeout: Duration::from_secs(10) };
+    /// let mut conn = Connection::new(Role::Server, Config::default().keepalive(Some(keepalive)));
+    /// let start = Instant::now();
+    /// conn.handle_timeout(start);
+    /// assert_eq!(conn.poll_timeout(), Some(start + keepalive.interval));
+    /// conn.handle_timeout(start + keepalive.interval); // silence: a ping
+    /// assert_eq!(conn.poll_transmit().as_deref(), Some(&[0x89, 0x00][..]));
+    /// conn.handle_timeout(start + keepalive.interval + keepalive.timeout); // still silence
+    /// assert!(matches!(conn.poll_event(), Some(Event::Failed(_))));
+    /// ```
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(config) = self.config.keepalive else {
+            return;
+        };
+        if self.close_sent || !self.wants_input() {
+            return;
+        }
+        let state = &mut self.keepalive;
+        match state.deadline {
+            Some(deadline) if now < deadline => {}
+            None => state.deadline = Some(now + config.interval),
+            Some(_) if state.heard => {
+                *state = KeepaliveState {
+                    deadline: Some(now + config.interval),
+                    heard: false,
+                    awaiting: false,
+                };
+            }
+            Some(_) if !state.awaiting => {
+                state.awaiting = true;
+                state.deadline = Some(now + config.timeout);
+                self.write_frame(true, OpCode::Ping, &[]);
+            }
+            Some(_) => self.fail(ProtocolError::PeerUnresponsive),
+        }
+    }
+
     // ----- output -----
 
     /// Queues a message. Text and binary messages go out as one frame each.
@@ -611,6 +776,10 @@ impl Connection {
         }
         if self.close_sent {
             return Err(SendError::Closed);
+        }
+        let limit = self.config.max_write_buffer;
+        if self.buffered_output() >= limit {
+            return Err(SendError::WriteBufferFull { limit });
         }
         match message {
             Message::Text(text) => self.write_data(OpCode::Text, text.into_bytes()),
@@ -655,6 +824,7 @@ impl Connection {
     /// after every verb until `None`.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if let Some(chunk) = self.transmit.pop_front() {
+            self.transmit_len -= chunk.len();
             return Some(chunk);
         }
         if self.output.is_empty() {
@@ -706,9 +876,13 @@ impl Connection {
             match self.transmit.front_mut() {
                 Some(front) if n >= front.len() => {
                     n -= front.len();
+                    self.transmit_len -= front.len();
                     self.transmit.pop_front();
                 }
-                Some(front) => return front.advance(n),
+                Some(front) => {
+                    self.transmit_len -= n;
+                    return front.advance(n);
+                }
                 None => {
                     assert!(n <= self.output.len(), "advanced past the queued output");
                     // All written: keep the buffer's start, so the next frame
@@ -756,12 +930,18 @@ impl Connection {
         if self.role == Role::Server && payload.len() >= ZERO_COPY_MIN {
             self.write_header(true, rsv, opcode, payload.len());
             if !self.output.is_empty() {
-                self.transmit.push_back(self.output.split().freeze());
+                let head = self.output.split().freeze();
+                self.push_transmit(head);
             }
-            self.transmit.push_back(payload);
+            self.push_transmit(payload);
         } else {
             self.write_frame_rsv(true, rsv, opcode, &payload);
         }
+    }
+
+    fn push_transmit(&mut self, chunk: Bytes) {
+        self.transmit_len += chunk.len();
+        self.transmit.push_back(chunk);
     }
 
     /// Appends a whole frame to the output, masking it for a client.

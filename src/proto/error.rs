@@ -43,6 +43,9 @@ pub enum ProtocolError {
     },
     /// The transport ended without a close frame (§7.1.5: code 1006).
     AbnormalClosure,
+    /// Keepalive found the peer silent past its deadline
+    /// ([`Keepalive`](super::Keepalive)), close code 1001.
+    PeerUnresponsive,
 }
 
 impl ProtocolError {
@@ -59,6 +62,7 @@ impl ProtocolError {
                 CloseCode::MESSAGE_TOO_BIG
             }
             ProtocolError::AbnormalClosure => CloseCode::ABNORMAL,
+            ProtocolError::PeerUnresponsive => CloseCode::GOING_AWAY,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -87,6 +91,7 @@ impl fmt::Display for ProtocolError {
                 write!(f, "message exceeds the limit of {limit} bytes")
             }
             ProtocolError::AbnormalClosure => f.write_str("connection ended without a close frame"),
+            ProtocolError::PeerUnresponsive => f.write_str("no answer to keepalive ping"),
         }
     }
 }
@@ -113,6 +118,12 @@ pub enum SendError {
     ReasonTooLong(usize),
     /// [`Message::Close`](super::Message::Close) passed to `send`: use `close`.
     UseCloseMethod,
+    /// At least [`Config::max_write_buffer`](super::Config::max_write_buffer)
+    /// bytes already wait to be written: write them first.
+    WriteBufferFull {
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for SendError {
@@ -123,6 +134,9 @@ impl fmt::Display for SendError {
             SendError::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
             SendError::ReasonTooLong(n) => write!(f, "close reason of {n} bytes exceeds 123"),
             SendError::UseCloseMethod => f.write_str("send a close frame with close()"),
+            SendError::WriteBufferFull { limit } => {
+                write!(f, "{limit} bytes or more wait to be written")
+            }
         }
     }
 }

@@ -14,6 +14,6 @@ pub mod message;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use conn::{Config, Connection, Event, Role, State};
+pub use conn::{Config, Connection, Event, Keepalive, Role, State};
 pub use error::{ProtocolError, SendError};
 pub use message::{Message, Utf8Bytes};

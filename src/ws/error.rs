@@ -28,13 +28,20 @@ pub enum Error {
     HandshakeTimeout,
     /// The server's permessage-deflate answer breaks RFC 7692.
     Negotiation(NegotiationError),
+    /// The peer accepted no bytes for the write timeout
+    /// ([`WebSocket::set_write_timeout`](super::WebSocket::set_write_timeout)):
+    /// drop the socket, the connection cannot make progress.
+    WriteTimeout,
 }
 
 impl Error {
     /// Whether the remote end is to blame.
     pub fn is_peer_fault(&self) -> bool {
         match self {
-            Error::Protocol(_) | Error::HandshakeTimeout | Error::Negotiation(_) => true,
+            Error::Protocol(_)
+            | Error::HandshakeTimeout
+            | Error::Negotiation(_)
+            | Error::WriteTimeout => true,
             Error::Handshake(e) => e.is_peer_fault(),
             Error::Io(_) | Error::Send(_) => false,
         }
@@ -50,6 +57,7 @@ impl fmt::Display for Error {
             Error::Handshake(e) => write!(f, "handshake failed: {e}"),
             Error::HandshakeTimeout => f.write_str("handshake timed out"),
             Error::Negotiation(e) => write!(f, "extension negotiation failed: {e}"),
+            Error::WriteTimeout => f.write_str("the peer stopped reading: write timed out"),
         }
     }
 }
@@ -61,7 +69,7 @@ impl std::error::Error for Error {
             Error::Protocol(e) => Some(e),
             Error::Send(e) => Some(e),
             Error::Handshake(e) => Some(e),
-            Error::HandshakeTimeout => None,
+            Error::HandshakeTimeout | Error::WriteTimeout => None,
             Error::Negotiation(e) => Some(e),
         }
     }

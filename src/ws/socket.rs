@@ -5,7 +5,9 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 use super::Error;
 use crate::proto::{CloseCode, Config, Connection, Event, Message, Role, State};
@@ -25,6 +27,14 @@ const MAX_IOVECS: usize = 16;
 /// pings are answered and received close frames are replied to
 /// automatically; keep calling [`recv`](Self::recv) until it returns
 /// `Ok(None)` to see the connection through to its end.
+///
+/// Bounded against a peer that sends but does not read: while more than
+/// [`Config::output_high_water`] waits to be written, `recv` stops reading
+/// the transport, and [`send`](Self::send) waits (and
+/// [`feed`](Self::feed) fails) past [`Config::max_write_buffer`]. With a
+/// [write timeout](Self::set_write_timeout), a peer that accepts no bytes
+/// for that long fails the socket with [`Error::WriteTimeout`].
+/// [`Config::keepalive`] pings a silent peer while `recv` is being polled.
 #[derive(Debug)]
 pub struct WebSocket<S> {
     io: S,
@@ -34,6 +44,11 @@ pub struct WebSocket<S> {
     transport_closed: bool,
     /// A failure to report once its close frame is written.
     failure: Option<crate::proto::ProtocolError>,
+    write_timeout: Option<Duration>,
+    /// Running while a write waits; only allocated once one has to.
+    write_stall: Option<Pin<Box<Sleep>>>,
+    /// The connection's keepalive deadline, when it has one.
+    keepalive: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
@@ -47,13 +62,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// [`Connection::with_deflate`]); `leftover` as for [`from_raw`](Self::from_raw).
     pub fn from_connection(io: S, mut conn: Connection, leftover: &[u8]) -> Self {
         conn.receive_data(leftover);
+        // Starts keepalive's clock, if it is on.
+        conn.handle_timeout(Instant::now().into_std());
         WebSocket {
             io,
             conn,
             small_reads: true,
             transport_closed: false,
             failure: None,
+            write_timeout: None,
+            write_stall: None,
+            keepalive: None,
         }
+    }
+
+    /// Fails the socket with [`Error::WriteTimeout`] when output has
+    /// waited this long without the peer accepting a byte of it. `None`
+    /// (the default) waits for ever.
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        self.write_timeout = timeout;
+        self.write_stall = None;
     }
 
     /// The sans-IO connection underneath, e.g. for its [`State`].
@@ -145,6 +173,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             // Writes in flight must not hold up reading.
             let _ = self.poll_write_pending(write_cx)?;
+            if self.poll_keepalive(cx).is_ready() {
+                continue; // a ping was queued, or the peer failed to answer
+            }
+            if !self.conn.wants_read() {
+                // The peer reads slower than it sends: read again once
+                // the output has drained (the write above wakes us).
+                return Poll::Pending;
+            }
             if self.poll_read_input(cx)?.is_pending() {
                 // Nothing to read for now: unless writes are still in
                 // flight, hold no buffers while waiting (they are most of
@@ -155,6 +191,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Waits for the connection's keepalive deadline; when it passes,
+    /// lets the connection act on it and is ready.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            self.keepalive = None;
+            return Poll::Pending;
+        };
+        let deadline = Instant::from_std(deadline);
+        let timer = self
+            .keepalive
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        ready!(timer.as_mut().poll(cx));
+        self.conn.handle_timeout(Instant::now().into_std());
+        Poll::Ready(())
     }
 
     /// Reads what the transport has into the connection, or the end of
@@ -214,13 +269,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// If the future is dropped before it completes, the message is still
     /// queued and goes out with the next send, flush or recv.
+    /// If [`Config::max_write_buffer`] or more is already queued, it
+    /// first waits for that to be written.
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        if self.conn.buffered_output() >= self.conn.config().max_write_buffer {
+            self.flush().await?;
+        }
         self.feed(message)?;
         self.flush().await
     }
 
     /// Queues a message without writing it; [`flush`](Self::flush) writes
     /// everything queued. Lets many small messages share one write.
+    ///
+    /// Fails with [`SendError::WriteBufferFull`](crate::proto::SendError::WriteBufferFull)
+    /// while [`Config::max_write_buffer`] or more waits to be written.
     pub fn feed(&mut self, message: Message) -> Result<(), Error> {
         self.conn.send(message)?;
         Ok(())
@@ -235,6 +298,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         ready!(self.poll_write_pending(cx))?;
         Pin::new(&mut self.io).poll_flush(cx).map_err(Error::Io)
+    }
+
+    /// Whether [`feed`](Self::feed) would refuse a message for now.
+    pub(crate) fn write_buffer_full(&self) -> bool {
+        self.conn.buffered_output() >= self.conn.config().max_write_buffer
     }
 
     /// Starts the closing handshake and flushes the close frame. Keep
@@ -252,24 +320,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Writes queued output until done or the transport would block,
     /// straight from the connection's buffers.
-    fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         // Called around every read and message: be cheap when idle.
         while self.conn.has_output() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let io = Pin::new(&mut self.io);
             let written = match self.conn.transmit_slices(&mut slices) {
-                0 => return Poll::Ready(Ok(())),
+                0 => break,
                 // Small frames share one buffer: a plain write.
-                1 => ready!(io.poll_write(cx, &slices[0]))?,
+                1 => io.poll_write(cx, &slices[0]),
                 // A large payload travels apart from its header: one writev.
-                count => ready!(io.poll_write_vectored(cx, &slices[..count]))?,
+                count => io.poll_write_vectored(cx, &slices[..count]),
+            };
+            let written = match written {
+                Poll::Pending => return self.poll_write_stall(cx),
+                Poll::Ready(result) => result?,
             };
             if written == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
             }
             self.conn.advance_transmit(written);
+            if let Some(timer) = self.write_stall.as_mut().zip(self.write_timeout) {
+                // Progress: the peer has the whole timeout again.
+                let (timer, limit) = timer;
+                timer.as_mut().reset(Instant::now() + limit);
+            }
         }
+        self.write_stall = None;
         Poll::Ready(Ok(()))
+    }
+
+    /// A write would block: pending until the stream is writable, or the
+    /// write timeout since the last progress has passed.
+    fn poll_write_stall(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let Some(limit) = self.write_timeout else {
+            return Poll::Pending;
+        };
+        let timer = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Err(Error::WriteTimeout))
     }
 }
 

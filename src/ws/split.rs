@@ -131,8 +131,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
-    /// Sends a message and flushes it; see [`WebSocket::send`].
+    /// Sends a message and flushes it; see [`WebSocket::send`] (which
+    /// also waits first while the write buffer is full).
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        if lock(&self.shared.ws).write_buffer_full() {
+            self.flush().await?;
+        }
         self.feed(message)?;
         self.flush().await
     }
