@@ -9,6 +9,14 @@
 //! Limits are enforced as soon as they are crossed, so a peer can never make
 //! the caller buffer more than [`HeadLimits::max_head_bytes`].
 //!
+//! `Request::parse` starts from byte 0 on every call, so a head that arrives
+//! in many small reads is scanned again and again: quadratic in its length.
+//! A [`RequestParser`] (or [`ResponseParser`]) kept across reads resumes
+//! where it stopped instead, so each byte is examined a bounded number of
+//! times however the head was split. It gives the same answers, at the same
+//! points, as the whole-buffer parse; `Request::parse` is a fresh
+//! `RequestParser` used once.
+//!
 //! # Example
 //!
 //! ```
@@ -32,8 +40,45 @@
 //! }
 //! # Ok::<(), rtwire::http::HttpError>(())
 //! ```
+//!
+//! The same head arriving a few bytes at a time, through one parser:
+//!
+//! ```
+//! use rtwire::http::{HeadLimits, Parse, RequestParser};
+//!
+//! let limits = HeadLimits::default();
+//! let bytes = b"GET /chat HTTP/1.1\r\nHost: example.com\r\n\r\nPOS";
+//! let mut parser = RequestParser::new();
+//! let mut buf = Vec::new();
+//! let mut reads = bytes.chunks(3);
+//! let (req, used) = loop {
+//!     // A socket read would go here.
+//!     buf.extend_from_slice(reads.next().expect("the head ends before the input"));
+//!     // Same buffer each time, only longer: the parser skips what it has seen.
+//!     if let Parse::Complete(req, used) = parser.parse(&buf, &limits)? {
+//!         break (req, used);
+//!     }
+//! };
+//! assert_eq!(req.path(), "/chat");
+//! assert_eq!(used, bytes.len() - 3);
+//!
+//! // Keep-alive: drop the head from the buffer, keep what followed it (the
+//! // start of the next request) and read on. After `Complete` the parser is
+//! // already back at its start; `reset` would do no harm, and is needed to
+//! // abandon a head part-way or to go on after an error.
+//! buf.drain(..used);
+//! assert_eq!(buf, b"P");
+//! reads.for_each(|read| buf.extend_from_slice(read));
+//! buf.extend_from_slice(b"T /send HTTP/1.1\r\n\r\n");
+//! let Parse::Complete(next, _) = parser.parse(&buf, &limits)? else {
+//!     panic!("a whole head")
+//! };
+//! assert_eq!((next.method.as_str(), next.target.as_str()), ("POST", "/send"));
+//! # Ok::<(), rtwire::http::HttpError>(())
+//! ```
 
 use std::fmt;
+use std::mem;
 
 /// Bounds on the size of a head, checked while parsing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,6 +358,9 @@ impl Request {
     /// limit is already exceeded or a complete line is already invalid, which
     /// is an error at once.
     ///
+    /// Each call scans `buf` from byte 0; to parse a head as it arrives,
+    /// keep a [`RequestParser`] between reads instead.
+    ///
     /// ```
     /// use rtwire::http::{HeadLimits, HttpError, Parse, Request};
     /// let limits = HeadLimits::default();
@@ -324,18 +372,7 @@ impl Request {
     /// assert_eq!((err.status(), err), (400, HttpError::SpaceBeforeColon));
     /// ```
     pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Parse<Request>, HttpError> {
-        Ok(match parse_head(buf, limits, parse_request_line)? {
-            None => Parse::Partial,
-            Some(((method, target, version), headers, used)) => Parse::Complete(
-                Request {
-                    method,
-                    target,
-                    version,
-                    headers,
-                },
-                used,
-            ),
-        })
+        RequestParser::new().parse(buf, limits)
     }
 
     /// The target up to the first `?`.
@@ -380,7 +417,136 @@ impl Response {
     /// # Ok::<(), rtwire::http::HttpError>(())
     /// ```
     pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Parse<Response>, HttpError> {
-        Ok(match parse_head(buf, limits, parse_status_line)? {
+        ResponseParser::new().parse(buf, limits)
+    }
+}
+
+/// What a request line parses to: method, target, version.
+type RequestLine = (String, String, Version);
+
+/// What a status line parses to: version, status, reason.
+type StatusLine = (Version, u16, String);
+
+/// A request head parser that keeps its place between calls, for a head
+/// arriving in pieces.
+///
+/// [`Request::parse`] scans the buffer from byte 0 each time it is called,
+/// so a head read one byte at a time costs time quadratic in its length.
+/// This parser remembers the lines it has already handled and how far it
+/// has searched the current one, so every byte is looked at a bounded
+/// number of times in all. Its answers are exactly those of
+/// `Request::parse` on the same buffer.
+///
+/// One parser serves one connection: call [`parse`](Self::parse) after every
+/// read, and after [`Parse::Complete`] (or [`reset`](Self::reset)) use it for
+/// the next head.
+///
+/// ```
+/// use rtwire::http::{HeadLimits, HttpError, Parse, RequestParser};
+/// let limits = HeadLimits::default();
+/// let mut parser = RequestParser::new();
+/// let mut buf = b"GET / HTTP/1.1\r\nHo".to_vec();
+/// assert_eq!(parser.parse(&buf, &limits), Ok(Parse::Partial));
+/// buf.extend_from_slice(b"st: a\r\n\r\n");
+/// assert!(matches!(parser.parse(&buf, &limits), Ok(Parse::Complete(_, 27))));
+///
+/// // A bad line is an error as soon as it is complete, and stays one.
+/// parser.reset();
+/// let buf = b"GET / HTTP/1.1\r\nHost : a\r\n";
+/// assert_eq!(parser.parse(buf, &limits), Err(HttpError::SpaceBeforeColon));
+/// assert_eq!(parser.parse(buf, &limits), Err(HttpError::SpaceBeforeColon));
+/// ```
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    head: HeadParser<RequestLine>,
+}
+
+impl RequestParser {
+    /// A parser at the start of a head.
+    pub fn new() -> RequestParser {
+        RequestParser::default()
+    }
+
+    /// Parses the request head at the start of `buf`, resuming where the
+    /// previous call stopped.
+    ///
+    /// Contract: `buf` holds the bytes of the previous call's `buf` (for
+    /// this head) with zero or more bytes appended, and `limits` are the
+    /// same. The parser does not re-read what it has already handled, so
+    /// changing those bytes in place gives wrong answers (but never a
+    /// panic). Two departures are noticed and start the head over from
+    /// byte 0, as after [`reset`](Self::reset): a `buf` shorter than what
+    /// the parser has already examined, and different `limits`.
+    ///
+    /// The result is what [`Request::parse`] would return for the same
+    /// `buf`: [`Parse::Partial`] until the head is complete, or an error as
+    /// soon as a complete line is invalid or the buffer reaches
+    /// [`HeadLimits::max_head_bytes`] without the head ending.
+    ///
+    /// After [`Parse::Complete`] the parser is back at its start, as after
+    /// `reset`: the next call parses its `buf` from byte 0 as a new head (so
+    /// passing the same buffer again answers the same `Complete` again, at
+    /// the cost of a full parse). After an error every further call returns
+    /// that same error, without looking at `buf`, until `reset` (or one of
+    /// the departures above). Both are what `Request::parse` would answer
+    /// for the longer buffer.
+    pub fn parse(&mut self, buf: &[u8], limits: &HeadLimits) -> Result<Parse<Request>, HttpError> {
+        Ok(match self.head.parse(buf, limits, parse_request_line)? {
+            None => Parse::Partial,
+            Some(((method, target, version), headers, used)) => Parse::Complete(
+                Request {
+                    method,
+                    target,
+                    version,
+                    headers,
+                },
+                used,
+            ),
+        })
+    }
+
+    /// Forgets the head in progress (or the error), so that the next call
+    /// to [`parse`](Self::parse) starts a new head at byte 0 of its buffer:
+    /// after dropping a parsed head from the buffer of a keep-alive
+    /// connection, or to abandon a head part-way.
+    pub fn reset(&mut self) {
+        self.head.reset();
+    }
+}
+
+/// A response head parser that keeps its place between calls: the
+/// counterpart of [`RequestParser`] for [`Response::parse`], with the same
+/// contract.
+///
+/// ```
+/// use rtwire::http::{HeadLimits, Parse, ResponseParser};
+/// let limits = HeadLimits::default();
+/// let bytes = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+/// let mut parser = ResponseParser::new();
+/// for end in 0..bytes.len() {
+///     assert_eq!(parser.parse(&bytes[..end], &limits), Ok(Parse::Partial));
+/// }
+/// let Ok(Parse::Complete(resp, used)) = parser.parse(bytes, &limits) else {
+///     panic!("complete head expected");
+/// };
+/// assert_eq!((resp.status, used), (101, bytes.len()));
+/// ```
+#[derive(Debug, Default)]
+pub struct ResponseParser {
+    head: HeadParser<StatusLine>,
+}
+
+impl ResponseParser {
+    /// A parser at the start of a head.
+    pub fn new() -> ResponseParser {
+        ResponseParser::default()
+    }
+
+    /// Parses the response head at the start of `buf`, resuming where the
+    /// previous call stopped; the contract and the answers are those of
+    /// [`RequestParser::parse`], with [`Response::parse`] as the reference.
+    pub fn parse(&mut self, buf: &[u8], limits: &HeadLimits) -> Result<Parse<Response>, HttpError> {
+        Ok(match self.head.parse(buf, limits, parse_status_line)? {
             None => Parse::Partial,
             Some(((version, status, reason), headers, used)) => Parse::Complete(
                 Response {
@@ -393,52 +559,157 @@ impl Response {
             ),
         })
     }
+
+    /// Forgets the head in progress (or the error); see
+    /// [`RequestParser::reset`].
+    pub fn reset(&mut self) {
+        self.head.reset();
+    }
 }
 
-/// Walks the head line by line. Every decision depends only on the bytes
-/// before it, so the outcome is the same however the input was split.
-fn parse_head<S>(
-    buf: &[u8],
-    limits: &HeadLimits,
-    parse_start: fn(&[u8]) -> Result<S, HttpError>,
-) -> Result<Option<(S, Headers, usize)>, HttpError> {
-    // Only bytes within the limit may end the head; a line ending beyond it
-    // means the head is too large whatever follows.
-    let window = &buf[..buf.len().min(limits.max_head_bytes)];
-    let mut pos = 0;
-    let mut start = None;
-    let mut headers = Headers::new();
-    loop {
-        let Some(nl) = window[pos..].iter().position(|&b| b == b'\n') else {
-            return if buf.len() >= limits.max_head_bytes {
-                Err(HttpError::HeadTooLarge)
-            } else {
-                Ok(None)
-            };
-        };
-        let mut line = &window[pos..pos + nl];
-        pos += nl + 1;
-        // RFC 7230 §3.5: accept a bare LF as a line ending, but never a bare CR.
-        if let [rest @ .., b'\r'] = line {
-            line = rest;
+/// The line-by-line walk over a head, shared by requests and responses, as
+/// a state machine kept between calls. `S` is what the start line parses to.
+///
+/// Every decision depends only on the bytes before it, so the outcome is
+/// the same however the input was split, and a walk stopped at the end of
+/// a shorter buffer can carry on over a longer one.
+#[derive(Debug)]
+struct HeadParser<S> {
+    /// The limits the walk so far was made under.
+    limits: Option<HeadLimits>,
+    /// Where the current, incomplete line starts: everything before it is
+    /// in lines already handled.
+    line_start: usize,
+    /// How far the current line has been searched for its `\n`, so that a
+    /// longer buffer is only searched from there. Never below `line_start`.
+    searched: usize,
+    /// The start line, once it has been parsed.
+    start: Option<S>,
+    /// The header fields parsed so far.
+    headers: Headers,
+    /// The error this head ended with, returned again until a reset.
+    failed: Option<HttpError>,
+    /// Bytes looked at so far (searched for `\n`, or handed to a line
+    /// parser), to test that the work is linear. Survives resets.
+    #[cfg(test)]
+    examined: usize,
+}
+
+impl<S> Default for HeadParser<S> {
+    fn default() -> Self {
+        HeadParser {
+            limits: None,
+            line_start: 0,
+            searched: 0,
+            start: None,
+            headers: Headers::new(),
+            failed: None,
+            #[cfg(test)]
+            examined: 0,
         }
-        if line.contains(&b'\r') {
-            return Err(HttpError::BareCr);
+    }
+}
+
+impl<S> HeadParser<S> {
+    fn reset(&mut self) {
+        self.limits = None;
+        self.line_start = 0;
+        self.searched = 0;
+        self.start = None;
+        self.headers = Headers::new();
+        self.failed = None;
+    }
+
+    /// Carries the walk on over `buf`; see [`RequestParser::parse`] for the
+    /// contract. Resets itself once the head is complete.
+    fn parse(
+        &mut self,
+        buf: &[u8],
+        limits: &HeadLimits,
+        parse_start: fn(&[u8]) -> Result<S, HttpError>,
+    ) -> Result<Option<(S, Headers, usize)>, HttpError> {
+        // Only bytes within the limit may end the head; a line ending beyond
+        // it means the head is too large whatever follows.
+        let window = &buf[..buf.len().min(limits.max_head_bytes)];
+        // A buffer that cannot be the old one grown, or other limits: start
+        // over. (With the same limits, `searched` is within the old window,
+        // so this is exactly "buf is shorter than what was examined"; it also
+        // keeps every slice below in bounds.)
+        if self.searched > window.len() || self.limits.is_some_and(|l| l != *limits) {
+            self.reset();
         }
-        if start.is_none() {
-            // RFC 7230 §3.5: ignore empty lines before the start line.
-            if !line.is_empty() {
-                start = Some(parse_start(line)?);
+        self.limits = Some(*limits);
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        match self.walk(buf, window, limits, parse_start) {
+            Ok(Some(done)) => {
+                self.reset();
+                Ok(Some(done))
             }
-            continue;
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
         }
-        if line.is_empty() {
-            return Ok(start.map(|s| (s, headers, pos)));
-        }
-        let (name, value) = parse_header_line(line)?;
-        headers.push(name, value);
-        if headers.len() > limits.max_headers {
-            return Err(HttpError::TooManyHeaders);
+    }
+
+    fn walk(
+        &mut self,
+        buf: &[u8],
+        window: &[u8],
+        limits: &HeadLimits,
+        parse_start: fn(&[u8]) -> Result<S, HttpError>,
+    ) -> Result<Option<(S, Headers, usize)>, HttpError> {
+        loop {
+            let unsearched = &window[self.searched..];
+            let found = unsearched.iter().position(|&b| b == b'\n');
+            #[cfg(test)]
+            {
+                self.examined += found.map_or(unsearched.len(), |i| i + 1);
+            }
+            let Some(nl) = found else {
+                self.searched = window.len();
+                return if buf.len() >= limits.max_head_bytes {
+                    Err(HttpError::HeadTooLarge)
+                } else {
+                    Ok(None)
+                };
+            };
+            let end = self.searched + nl;
+            let mut line = &window[self.line_start..end];
+            self.line_start = end + 1;
+            self.searched = end + 1;
+            #[cfg(test)]
+            {
+                self.examined += line.len();
+            }
+            // RFC 7230 §3.5: accept a bare LF as a line ending, but never a
+            // bare CR.
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            if line.contains(&b'\r') {
+                return Err(HttpError::BareCr);
+            }
+            let Some(start) = self.start.take() else {
+                // RFC 7230 §3.5: ignore empty lines before the start line.
+                if !line.is_empty() {
+                    self.start = Some(parse_start(line)?);
+                }
+                continue;
+            };
+            if line.is_empty() {
+                let headers = mem::take(&mut self.headers);
+                return Ok(Some((start, headers, self.line_start)));
+            }
+            self.start = Some(start);
+            let (name, value) = parse_header_line(line)?;
+            self.headers.push(name, value);
+            if self.headers.len() > limits.max_headers {
+                return Err(HttpError::TooManyHeaders);
+            }
         }
     }
 }
@@ -1047,6 +1318,183 @@ mod tests {
         }
     }
 
+    /// Feeds `bytes[..end]` for every `end` in `ends` to one parser and
+    /// checks each answer against the whole-buffer parse of that prefix.
+    fn feed_and_compare(bytes: &[u8], ends: &[usize], limits: &HeadLimits) {
+        let mut req_parser = RequestParser::new();
+        let mut resp_parser = ResponseParser::new();
+        for &end in ends {
+            let prefix = &bytes[..end];
+            assert_eq!(
+                req_parser.parse(prefix, limits),
+                Request::parse(prefix, limits),
+                "request, prefix {end}"
+            );
+            assert_eq!(
+                resp_parser.parse(prefix, limits),
+                Response::parse(prefix, limits),
+                "response, prefix {end}"
+            );
+        }
+    }
+
+    #[test]
+    fn incremental_one_byte_at_a_time() {
+        let limits = HeadLimits::default();
+        let mut parser = RequestParser::new();
+        for end in 0..REQ.len() {
+            assert_eq!(parser.parse(&REQ[..end], &limits), Ok(Parse::Partial));
+        }
+        assert_eq!(parser.parse(REQ, &limits), req(REQ));
+        let ends: Vec<usize> = (0..=REQ.len()).collect();
+        feed_and_compare(REQ, &ends, &limits);
+    }
+
+    #[test]
+    fn incremental_errors_at_the_same_point() {
+        let small = HeadLimits {
+            max_head_bytes: 40,
+            max_headers: 1,
+        };
+        let inputs: &[&[u8]] = &[
+            b"GET / HTTP/9.9\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBad Name: x\r\nMore",
+            b"GET / HTTP/1.1\rA: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: b\r\nB: c\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+        ];
+        for input in inputs {
+            let ends: Vec<usize> = (0..=input.len()).collect();
+            feed_and_compare(input, &ends, &small);
+            feed_and_compare(input, &ends, &HeadLimits::default());
+        }
+        // An error is an error at once, and stays the same error.
+        let mut parser = RequestParser::new();
+        let bad = b"GET / HTTP/9.9\r\nHost: a\r\n\r\n";
+        assert_eq!(parser.parse(&bad[..15], &small), Ok(Parse::Partial));
+        assert_eq!(
+            parser.parse(&bad[..16], &small),
+            Err(HttpError::UnsupportedVersion)
+        );
+        assert_eq!(
+            parser.parse(bad, &small),
+            Err(HttpError::UnsupportedVersion)
+        );
+        // Crossing the limit is HeadTooLarge at once, even mid-line.
+        let mut parser = RequestParser::new();
+        let long = [b'a'; 64];
+        assert_eq!(parser.parse(&long[..39], &small), Ok(Parse::Partial));
+        assert_eq!(
+            parser.parse(&long[..40], &small),
+            Err(HttpError::HeadTooLarge)
+        );
+    }
+
+    #[test]
+    fn incremental_work_is_linear() {
+        // An 8 KiB head, most of it one long line, so that both the lines
+        // already handled and the searched part of the current line must be
+        // skipped on each call.
+        let mut head = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nX-Long: ".to_vec();
+        let tail = b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        let n = 8192;
+        head.resize(n - tail.len(), b'a');
+        head.extend_from_slice(tail);
+        assert_eq!(head.len(), n);
+        let limits = HeadLimits::default();
+
+        let mut parser = RequestParser::new();
+        for end in 0..n {
+            assert_eq!(parser.parse(&head[..end], &limits), Ok(Parse::Partial));
+            // Calls without new bytes cost nothing.
+            let before = parser.head.examined;
+            assert_eq!(parser.parse(&head[..end], &limits), Ok(Parse::Partial));
+            assert_eq!(parser.head.examined, before);
+        }
+        let Ok(Parse::Complete(r, used)) = parser.parse(&head, &limits) else {
+            panic!("complete head expected")
+        };
+        assert_eq!((used, r.headers.len()), (n, 4));
+        let linear = parser.head.examined;
+        assert!(linear < 4 * n, "{linear} bytes examined for {n}");
+
+        // The counter does see quadratic work: a fresh parse per read, as
+        // `Request::parse` does, examines about n^2/2 bytes (only a quarter
+        // of the reads, to keep the test quick).
+        let mut fresh = RequestParser::new();
+        for end in 0..n / 4 {
+            assert_eq!(fresh.parse(&head[..end], &limits), Ok(Parse::Partial));
+            fresh.reset();
+        }
+        let quadratic = fresh.head.examined;
+        assert!(quadratic > (n / 4) * (n / 4) / 4, "{quadratic}");
+    }
+
+    #[test]
+    fn reset_then_second_request() {
+        let limits = HeadLimits::default();
+        let second = b"POST /send?x=2 HTTP/1.0\r\nA: b\r\n\r\n";
+        let mut parser = RequestParser::new();
+
+        // Part of a first head, abandoned: without a reset the parser would
+        // carry on over the second head's bytes as if they were the first's.
+        assert_eq!(parser.parse(&REQ[..30], &limits), Ok(Parse::Partial));
+        parser.reset();
+        for end in 0..second.len() {
+            assert_eq!(parser.parse(&second[..end], &limits), Ok(Parse::Partial));
+        }
+        let Ok(Parse::Complete(r, used)) = parser.parse(second, &limits) else {
+            panic!("complete head expected")
+        };
+        assert_eq!(
+            (r.method.as_str(), r.query(), used),
+            ("POST", Some("x=2"), second.len())
+        );
+
+        // After Complete the parser is back at its start: the next head
+        // (here longer than the first) parses with or without a reset.
+        assert_eq!(parser.parse(REQ, &limits), req(REQ));
+        parser.reset();
+        assert_eq!(parser.parse(REQ, &limits), req(REQ));
+        // The same buffer again gives the same answer again.
+        assert_eq!(parser.parse(REQ, &limits), req(REQ));
+
+        // An error sticks until a reset.
+        let bad = b"GET / HTTP/1.1\r\nHost : a\r\n";
+        assert_eq!(parser.parse(bad, &limits), Err(HttpError::SpaceBeforeColon));
+        let mut more = bad.to_vec();
+        more.extend_from_slice(b"\r\n");
+        assert_eq!(
+            parser.parse(&more, &limits),
+            Err(HttpError::SpaceBeforeColon)
+        );
+        parser.reset();
+        assert_eq!(parser.parse(second, &limits), req(second));
+
+        // A shorter buffer, or other limits, start over.
+        assert_eq!(parser.parse(&REQ[..60], &limits), Ok(Parse::Partial));
+        assert_eq!(parser.parse(second, &limits), req(second));
+        assert_eq!(parser.parse(&REQ[..60], &limits), Ok(Parse::Partial));
+        let tight = HeadLimits {
+            max_head_bytes: 50,
+            ..limits
+        };
+        assert_eq!(
+            parser.parse(&REQ[..60], &tight),
+            Err(HttpError::HeadTooLarge)
+        );
+        assert_eq!(parser.parse(&REQ[..60], &limits), Ok(Parse::Partial));
+
+        // The response parser too.
+        let resp_bytes = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let mut parser = ResponseParser::new();
+        assert_eq!(parser.parse(&resp_bytes[..10], &limits), Ok(Parse::Partial));
+        parser.reset();
+        assert_eq!(parser.parse(resp_bytes, &limits), resp(resp_bytes));
+        assert_eq!(parser.parse(resp_bytes, &limits), resp(resp_bytes));
+    }
+
     /// A valid head, randomly assembled.
     fn valid_head() -> impl Strategy<Value = Vec<u8>> {
         (
@@ -1086,6 +1534,66 @@ mod tests {
             match req(&full) {
                 Ok(Parse::Complete(_, n)) => prop_assert_eq!(n, head.len()),
                 other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+
+        #[test]
+        fn incremental_matches_whole(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..400),
+                valid_head().prop_map(|mut h| { h.push(b'x'); h }),
+                // Mostly-valid heads with one byte corrupted.
+                (valid_head(), any::<usize>(), any::<u8>()).prop_map(|(mut h, i, b)| {
+                    let i = i % h.len();
+                    h[i] = b;
+                    h
+                }),
+            ],
+            chunks in proptest::collection::vec(0usize..40, 0..40),
+            one_at_a_time in any::<bool>(),
+            max_head_bytes in 1usize..300,
+            max_headers in 0usize..8,
+        ) {
+            // Cumulative chunks (empty ones too), then the rest at once; or
+            // every prefix. Each answer equals the whole-buffer parse of the
+            // same prefix, so the last equals the parse of all of `bytes`.
+            let ends: Vec<usize> = if one_at_a_time {
+                (0..=bytes.len()).collect()
+            } else {
+                let mut end = 0;
+                let mut ends: Vec<usize> = chunks
+                    .iter()
+                    .map(|c| {
+                        end = (end + c).min(bytes.len());
+                        end
+                    })
+                    .collect();
+                ends.push(bytes.len());
+                ends
+            };
+            let limits = HeadLimits { max_head_bytes, max_headers };
+            feed_and_compare(&bytes, &ends, &limits);
+        }
+
+        #[test]
+        fn parser_never_panics_on_unrelated_buffers(
+            calls in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..80), 0usize..100, 0usize..4, any::<bool>()),
+                0..20,
+            ),
+        ) {
+            // Breaking the contract (buffers that are not the previous one
+            // grown, limits changing) may give odd answers but never panics.
+            let mut req_parser = RequestParser::new();
+            let mut resp_parser = ResponseParser::new();
+            for (bytes, max_head_bytes, max_headers, reset) in calls {
+                let limits = HeadLimits { max_head_bytes, max_headers };
+                let _ = req_parser.parse(&bytes, &limits);
+                let _ = resp_parser.parse(&bytes, &limits);
+                if reset {
+                    req_parser.reset();
+                    resp_parser.reset();
+                }
             }
         }
 

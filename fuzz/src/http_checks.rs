@@ -4,6 +4,8 @@
 //! - A complete head parses the same from exactly its bytes, and any
 //!   shorter prefix of it is partial (the outcome cannot depend on how the
 //!   bytes arrived); an error stays the same error when more bytes follow.
+//! - `RequestParser` and `ResponseParser`, fed the bytes in pieces whose
+//!   sizes come from the input, answer what the whole-buffer parse does.
 //! - Server side: `server_accept` succeeds exactly when `validate_request`
 //!   does (with a hook that accepts everything); its 101 answer parses and
 //!   a client that sent the same key and protocols accepts it, agreeing on
@@ -16,7 +18,9 @@
 use rtwire::handshake::{
     accept_key, server_accept, validate_request, ClientHandshake, ServerHook, ServerOptions, WsUrl,
 };
-use rtwire::http::{HeadLimits, HttpError, Parse, Request, Response};
+use rtwire::http::{
+    HeadLimits, HttpError, Parse, Request, RequestParser, Response, ResponseParser,
+};
 
 /// The RFC 6455 §1.3 sample key, and the accept value for it.
 pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -34,6 +38,10 @@ pub fn check(data: &[u8]) {
     for limits in [HeadLimits::default(), tight] {
         check_request(data, &limits);
         check_response(data, &limits);
+        let mut parser = RequestParser::new();
+        incremental_checks(data, &limits, Request::parse, |b| parser.parse(b, &limits));
+        let mut parser = ResponseParser::new();
+        incremental_checks(data, &limits, Response::parse, |b| parser.parse(b, &limits));
     }
     check_url(data);
 }
@@ -88,6 +96,43 @@ fn parse_checks<T: PartialEq + std::fmt::Debug>(
     match result {
         Ok(Parse::Complete(value, _)) => Some(value),
         _ => None,
+    }
+}
+
+/// Feeds `data` to a resumable parser in pieces of 0 to 31 bytes (sizes
+/// taken from the input, last byte first) and checks it against the
+/// whole-buffer `parse`. That parse is `Partial` up to some prefix and one
+/// fixed answer from there on (`parse_checks` holds it to that), so it is
+/// enough to compare where the incremental answers stop being `Partial`,
+/// which keeps this linear in the input.
+fn incremental_checks<T: PartialEq + std::fmt::Debug>(
+    data: &[u8],
+    limits: &HeadLimits,
+    parse: fn(&[u8], &HeadLimits) -> Result<Parse<T>, HttpError>,
+    mut incremental: impl FnMut(&[u8]) -> Result<Parse<T>, HttpError>,
+) {
+    let whole = parse(data, limits);
+    let mut sizes = data.iter().rev().map(|&b| usize::from(b % 32));
+    // The end of the last buffer answered `Partial`, if any.
+    let mut partial_at = None;
+    let mut end = 0;
+    loop {
+        let answer = incremental(&data[..end]);
+        if answer != Ok(Parse::Partial) {
+            assert_eq!(answer, whole, "incremental answer at {end}");
+            if let Some(at) = partial_at {
+                assert_eq!(parse(&data[..at], limits), Ok(Parse::Partial), "at {at}");
+            }
+            // Done; asking again gives the same answer.
+            assert_eq!(incremental(data), whole, "incremental answer repeated");
+            return;
+        }
+        if end == data.len() {
+            assert_eq!(whole, Ok(Parse::Partial), "incremental stays partial");
+            return;
+        }
+        partial_at = Some(end);
+        end = (end + sizes.next().unwrap_or(data.len())).min(data.len());
     }
 }
 
