@@ -1,5 +1,15 @@
 //! Who may publish and subscribe: a hook given the request head.
+//!
+//! Identities come from signed tokens ([`UserTokens`]), never from what
+//! a client says about itself.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::fmt;
+
+use super::params::valid_channel;
 use crate::http::Request;
 
 /// What a request wants to do.
@@ -70,5 +80,306 @@ impl AuthHook for TokenAuth {
         let user = super::params::query_param(request.query(), "user")
             .filter(|u| super::params::valid_channel(&format!("user:{u}")));
         Ok(user)
+    }
+}
+
+/// The shortest secret [`UserTokens::new`] accepts, in bytes. Use 32
+/// random bytes (`head -c 32 /dev/urandom`), the size of the MAC.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// What every user token starts with: the format's version.
+const TOKEN_PREFIX: &str = "v1.";
+
+/// The longest well-formed token: `v1.`, a 59-byte user, a dot, 20 digits,
+/// a dot and the 43-character MAC. Longer input is refused before any work.
+const MAX_TOKEN_LEN: usize =
+    TOKEN_PREFIX.len() + (super::params::MAX_CHANNEL_LEN - 5) + 1 + 20 + 1 + 43;
+
+/// Mints and verifies user tokens: an identity cannot be claimed, only
+/// proved with a token signed by the server's secret.
+///
+/// The format, version 1:
+///
+/// ```text
+/// v1.<user>.<expires>.<mac>
+/// ```
+///
+/// - `user` is the identity: 1 to 59 bytes such that `user:<user>` is a
+///   valid channel name (so `A-Z a-z 0-9 - _ . :`; a `.` is allowed, the
+///   token is split at its last two dots).
+/// - `expires` is required: the Unix time, in decimal seconds, from which
+///   the token is refused. There are no tokens that never expire (a token
+///   in a URL ends up in logs and browser history; the only other way to
+///   revoke it is a new secret); mint a far-off expiry if you must.
+/// - `mac` is the base64url encoding, without padding, of
+///   HMAC-SHA256(secret, `v1.<user>.<expires>`): 43 characters.
+///
+/// The MAC is checked in constant time, before the expiry, so only a
+/// genuine token is ever told it has expired.
+///
+/// A `UserTokens` holds the keyed HMAC state, as secret as the secret
+/// itself; `Debug` prints none of it.
+#[derive(Clone)]
+pub struct UserTokens {
+    keyed: Hmac<Sha256>,
+}
+
+/// Why a secret, a user or a token was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserTokenError {
+    /// The secret given to [`UserTokens::new`] is under [`MIN_SECRET_LEN`] bytes.
+    SecretTooShort {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The user is not a valid identity: empty, or `user:<user>` is not a
+    /// valid channel name.
+    BadUser,
+    /// Not of the form `v1.<user>.<expires>.<mac>`.
+    Malformed,
+    /// The MAC does not match: the token was altered, or signed with
+    /// another secret.
+    BadSignature,
+    /// A genuine token, but `now` is at or past its expiry.
+    Expired {
+        /// When it expired, Unix seconds.
+        expires_at: u64,
+    },
+}
+
+impl fmt::Display for UserTokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserTokenError::SecretTooShort { len } => write!(
+                f,
+                "user token secret too short: {len} bytes, at least {MIN_SECRET_LEN}"
+            ),
+            UserTokenError::BadUser => f.write_str("invalid user: 1-59 of A-Z a-z 0-9 - _ . :"),
+            UserTokenError::Malformed => f.write_str("malformed user token"),
+            UserTokenError::BadSignature => f.write_str("user token signature does not match"),
+            UserTokenError::Expired { expires_at } => {
+                write!(f, "user token expired at {expires_at} (Unix time)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for UserTokenError {}
+
+impl fmt::Debug for UserTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserTokens").finish_non_exhaustive()
+    }
+}
+
+impl UserTokens {
+    /// Tokens signed with `secret`, which must be at least
+    /// [`MIN_SECRET_LEN`] bytes.
+    pub fn new(secret: &[u8]) -> Result<UserTokens, UserTokenError> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(UserTokenError::SecretTooShort { len: secret.len() });
+        }
+        let keyed = Hmac::<Sha256>::new_from_slice(secret)
+            .map_err(|_| UserTokenError::SecretTooShort { len: secret.len() })?;
+        Ok(UserTokens { keyed })
+    }
+
+    /// A token proving the identity `user` until `expires_at_unix` (Unix
+    /// seconds; the token is refused from that second on). Reads no clock:
+    /// add the lifetime to the current time yourself.
+    ///
+    /// ```
+    /// use rtwire::serve::{UserTokenError, UserTokens};
+    ///
+    /// let tokens = UserTokens::new(b"a secret of at least 16 bytes").unwrap();
+    /// let token = tokens.mint("alice", 1_900_000_000).unwrap();
+    /// assert!(token.starts_with("v1.alice.1900000000."));
+    /// assert_eq!(tokens.verify(&token, 1_899_999_999).unwrap(), "alice");
+    /// assert_eq!(
+    ///     tokens.verify(&token, 1_900_000_000),
+    ///     Err(UserTokenError::Expired { expires_at: 1_900_000_000 })
+    /// );
+    /// assert_eq!(tokens.mint("no spaces", 1), Err(UserTokenError::BadUser));
+    /// ```
+    pub fn mint(&self, user: &str, expires_at_unix: u64) -> Result<String, UserTokenError> {
+        if !valid_identity(user) {
+            return Err(UserTokenError::BadUser);
+        }
+        let signed = format!("{TOKEN_PREFIX}{user}.{expires_at_unix}");
+        let mac = self
+            .keyed
+            .clone()
+            .chain_update(&signed)
+            .finalize()
+            .into_bytes();
+        Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac)))
+    }
+
+    /// The identity `token` proves at `now_unix` (Unix seconds), or why it
+    /// proves none. Reads no clock.
+    pub fn verify(&self, token: &str, now_unix: u64) -> Result<String, UserTokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(UserTokenError::Malformed);
+        }
+        let (signed, mac) = token.rsplit_once('.').ok_or(UserTokenError::Malformed)?;
+        let (head, expires) = signed.rsplit_once('.').ok_or(UserTokenError::Malformed)?;
+        let user = head
+            .strip_prefix(TOKEN_PREFIX)
+            .filter(|u| valid_identity(u))
+            .ok_or(UserTokenError::Malformed)?;
+        let expires_at = parse_unix(expires).ok_or(UserTokenError::Malformed)?;
+        let mac = URL_SAFE_NO_PAD
+            .decode(mac)
+            .map_err(|_| UserTokenError::Malformed)?;
+        self.keyed
+            .clone()
+            .chain_update(signed)
+            .verify_slice(&mac)
+            .map_err(|_| UserTokenError::BadSignature)?;
+        if now_unix >= expires_at {
+            return Err(UserTokenError::Expired { expires_at });
+        }
+        Ok(user.to_owned())
+    }
+}
+
+/// Whether `user` may be an identity: it names the room `user:<user>`.
+fn valid_identity(user: &str) -> bool {
+    !user.is_empty() && valid_channel(&format!("user:{user}"))
+}
+
+/// A Unix time in canonical decimal: digits only (no sign, no leading
+/// zero), fitting a `u64`.
+fn parse_unix(s: &str) -> Option<u64> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const NOW: u64 = 1_700_000_000;
+
+    fn tokens() -> UserTokens {
+        UserTokens::new(SECRET).unwrap()
+    }
+
+    #[test]
+    fn secrets_shorter_than_the_minimum_are_refused() {
+        assert_eq!(
+            UserTokens::new(b"").unwrap_err(),
+            UserTokenError::SecretTooShort { len: 0 }
+        );
+        assert_eq!(
+            UserTokens::new(&[7; MIN_SECRET_LEN - 1]).unwrap_err(),
+            UserTokenError::SecretTooShort { len: 15 }
+        );
+        assert!(UserTokens::new(&[7; MIN_SECRET_LEN]).is_ok());
+    }
+
+    #[test]
+    fn minted_tokens_verify_until_they_expire() {
+        let t = tokens();
+        for user in ["alice", "a.b:c-d_e", &"x".repeat(59)] {
+            let token = t.mint(user, NOW + 60).unwrap();
+            assert!(token.len() <= MAX_TOKEN_LEN, "{token}");
+            assert_eq!(t.verify(&token, NOW).as_deref(), Ok(user));
+            assert_eq!(t.verify(&token, NOW + 59).as_deref(), Ok(user));
+            assert_eq!(
+                t.verify(&token, NOW + 60),
+                Err(UserTokenError::Expired {
+                    expires_at: NOW + 60
+                })
+            );
+        }
+        let longest = t.mint(&"x".repeat(59), u64::MAX).unwrap();
+        assert_eq!(longest.len(), MAX_TOKEN_LEN);
+        assert!(t.verify(&longest, NOW).is_ok());
+    }
+
+    #[test]
+    fn invalid_users_are_not_minted() {
+        let t = tokens();
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(60)] {
+            assert_eq!(t.mint(bad, NOW), Err(UserTokenError::BadUser), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let other = UserTokens::new(b"another secret, just as long!!").unwrap();
+        let token = other.mint("alice", NOW + 60).unwrap();
+        assert_eq!(
+            tokens().verify(&token, NOW),
+            Err(UserTokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn tampered_tokens_are_refused() {
+        let t = tokens();
+        let token = t.mint("alice", NOW + 60).unwrap();
+        let (signed, mac) = token.rsplit_once('.').unwrap();
+        // Another user or a later expiry under alice's MAC.
+        for forged in [
+            format!("v1.bob.{}.{mac}", NOW + 60),
+            format!("v1.alice.{}.{mac}", NOW + 6000),
+            format!("v1.alicf.{}.{mac}", NOW + 60),
+        ] {
+            assert_eq!(
+                t.verify(&forged, NOW),
+                Err(UserTokenError::BadSignature),
+                "{forged}"
+            );
+        }
+        // Every single-character change of the MAC.
+        for i in 0..mac.len() {
+            let mut bytes = mac.as_bytes().to_vec();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let forged = format!("{signed}.{}", String::from_utf8(bytes).unwrap());
+            assert!(t.verify(&forged, NOW).is_err(), "{forged}");
+        }
+        // A truncated or extended MAC.
+        let short = &token[..token.len() - 2];
+        assert!(t.verify(short, NOW).is_err());
+        assert!(t.verify(&format!("{token}AA"), NOW).is_err());
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let t = tokens();
+        let good = t.mint("alice", NOW + 60).unwrap();
+        let mac = good.rsplit_once('.').unwrap().1;
+        for bad in [
+            String::new(),
+            "alice".into(),
+            "v1.alice".into(),
+            format!("v1.alice.{mac}"),
+            format!("v2.alice.{}.{mac}", NOW + 60),
+            format!("v1..{}.{mac}", NOW + 60),
+            format!("v1.a b.{}.{mac}", NOW + 60),
+            format!("v1.alice.+{}.{mac}", NOW + 60),
+            format!("v1.alice.0{}.{mac}", NOW + 60),
+            format!("v1.alice.soon.{mac}"),
+            format!("v1.alice.{}.{mac}", "9".repeat(21)),
+            format!("v1.alice.{}.{mac}=", NOW + 60),
+            format!("v1.alice.{}.not*base64", NOW + 60),
+            format!("v1.{}.{}.{mac}", "x".repeat(200), NOW + 60),
+        ] {
+            assert_eq!(
+                t.verify(&bad, NOW),
+                Err(UserTokenError::Malformed),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_prints_no_secret() {
+        assert_eq!(format!("{:?}", tokens()), "UserTokens { .. }");
     }
 }
