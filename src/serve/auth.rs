@@ -6,7 +6,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::fmt;
 
 use super::params::valid_channel;
@@ -48,9 +48,14 @@ pub trait AuthHook: Send + Sync + 'static {
 /// The identity is whatever the client says it is: enough for the demo and
 /// for trusted networks. Real deployments implement [`AuthHook`] with
 /// their own session check.
+///
+/// Tokens are compared in constant time. `Authorization` is read as RFC
+/// 9110 §11 has it: the scheme `Bearer` in any case, then one or more
+/// spaces, then the token.
 #[derive(Clone, Debug, Default)]
 pub struct TokenAuth {
-    /// Publishers must send `Authorization: Bearer TOKEN`.
+    /// Publishers must send `Authorization: Bearer TOKEN` (never in the
+    /// query string, which ends up in logs).
     pub publish_token: Option<String>,
     /// Subscribers must send `Authorization: Bearer TOKEN` or `?token=TOKEN`
     /// (browsers' EventSource cannot set headers).
@@ -59,28 +64,79 @@ pub struct TokenAuth {
 
 impl AuthHook for TokenAuth {
     fn authorize(&self, request: &Request, action: Action<'_>) -> Result<Option<String>, Denied> {
-        let required = match action {
-            Action::Publish(_) => self.publish_token.as_deref(),
-            Action::Subscribe(_) | Action::Connect => self.subscribe_token.as_deref(),
-        };
-        if let Some(token) = required {
-            let bearer = request
-                .headers
-                .get("authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::to_owned);
-            let query = super::params::query_param(request.query(), "token");
-            if bearer.as_deref() != Some(token) && query.as_deref() != Some(token) {
-                return Err(Denied {
-                    status: 401,
-                    reason: "missing or wrong bearer token".into(),
-                });
+        let bearer = bearer_credential(request);
+        match action {
+            Action::Publish(_) => {
+                if let Some(token) = &self.publish_token {
+                    if !bearer.is_some_and(|b| secret_eq(b, token)) {
+                        return Err(unauthorized(
+                            "missing or wrong publish token (Authorization: Bearer)",
+                        ));
+                    }
+                }
+            }
+            Action::Subscribe(_) | Action::Connect => {
+                if let Some(token) = &self.subscribe_token {
+                    let query = super::params::query_param(request.query(), "token");
+                    // `|`, not `||`: both are compared whatever the first says.
+                    let ok = bearer.is_some_and(|b| secret_eq(b, token))
+                        | query.is_some_and(|q| secret_eq(&q, token));
+                    if !ok {
+                        return Err(unauthorized("missing or wrong subscribe token"));
+                    }
+                }
             }
         }
         let user = super::params::query_param(request.query(), "user")
             .filter(|u| super::params::valid_channel(&format!("user:{u}")));
         Ok(user)
     }
+}
+
+/// A 401 with `reason`.
+fn unauthorized(reason: &str) -> Denied {
+    Denied {
+        status: 401,
+        reason: reason.into(),
+    }
+}
+
+/// The credential of an `Authorization: Bearer ...` header: the scheme in
+/// any case (RFC 9110 §11.1), one or more spaces, a non-empty rest. `None`
+/// for no header, another scheme, or no credential.
+fn bearer_credential(request: &Request) -> Option<&str> {
+    let value = request.headers.get("authorization")?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let credential = rest.trim_matches(|c| c == ' ' || c == '\t');
+    (!credential.is_empty()).then_some(credential)
+}
+
+/// Whether a presented token equals the configured one, without timing
+/// that depends on either's content or on where they differ: both are
+/// hashed, then the fixed-size digests compared in constant time. What
+/// time still tells is the lengths, and only to SHA-256's 64-byte block
+/// (every token up to 55 bytes hashes in the same time).
+fn secret_eq(presented: &str, expected: &str) -> bool {
+    ct_eq(
+        &Sha256::digest(presented.as_bytes()),
+        &Sha256::digest(expected.as_bytes()),
+    )
+}
+
+/// `a == b` in time that depends on the lengths only, never on the bytes:
+/// no early exit at the first difference. Slices of different lengths are
+/// unequal at once, so the length is not hidden; hash first to hide it
+/// (as [`secret_eq`] does).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // Keeps the optimiser from turning the fold into an early exit.
+    std::hint::black_box(diff) == 0
 }
 
 /// The shortest secret [`UserTokens::new`] accepts, in bytes. Use 32
@@ -260,6 +316,7 @@ fn parse_unix(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::{HeadLimits, Parse};
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const NOW: u64 = 1_700_000_000;
@@ -376,6 +433,131 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    fn request(head: &str) -> Request {
+        let head = format!("{head}\r\nHost: x\r\n\r\n");
+        match Request::parse(head.as_bytes(), &HeadLimits::default()) {
+            Ok(Parse::Complete(request, _)) => request,
+            other => panic!("{head:?}: {other:?}"),
+        }
+    }
+
+    fn with_auth(target: &str, authorization: &str) -> Request {
+        request(&format!(
+            "GET {target} HTTP/1.1\r\nAuthorization: {authorization}"
+        ))
+    }
+
+    fn shared_tokens() -> TokenAuth {
+        TokenAuth {
+            publish_token: Some("pub-secret".into()),
+            subscribe_token: Some("sub-secret".into()),
+        }
+    }
+
+    fn status(result: Result<Option<String>, Denied>) -> u16 {
+        match result {
+            Ok(_) => 200,
+            Err(denied) => denied.status,
+        }
+    }
+
+    #[test]
+    fn ct_eq_is_equality() {
+        assert!(ct_eq(b"", b""));
+        assert!(ct_eq(b"token", b"token"));
+        assert!(!ct_eq(b"token", b"tokem"));
+        assert!(!ct_eq(b"token", b"Token"));
+        assert!(!ct_eq(b"token", b"token2"));
+        assert!(!ct_eq(b"", b"t"));
+        assert!(secret_eq("sub-secret", "sub-secret"));
+        assert!(!secret_eq("sub-secret", "sub-secreT"));
+        assert!(!secret_eq("", "sub-secret"));
+    }
+
+    #[test]
+    fn publish_token_only_from_the_authorization_header() {
+        let auth = shared_tokens();
+        let publish = Action::Publish("room");
+        let post = |target: &str, extra: &str| request(&format!("POST {target} HTTP/1.1{extra}"));
+        assert_eq!(
+            status(auth.authorize(&post("/channels/room", ""), publish)),
+            401
+        );
+        assert_eq!(
+            status(auth.authorize(&post("/channels/room?token=pub-secret", ""), publish)),
+            401,
+            "the publish token in the query string is refused"
+        );
+        let header = "\r\nAuthorization: Bearer pub-secret";
+        assert_eq!(
+            status(auth.authorize(&post("/channels/room", header), publish)),
+            200
+        );
+        // The subscribe token does not publish, nor the publish token subscribe.
+        let header = "\r\nAuthorization: Bearer sub-secret";
+        assert_eq!(
+            status(auth.authorize(&post("/channels/room", header), publish)),
+            401
+        );
+        let sub = Action::Subscribe("room");
+        let get = with_auth("/channels/room/poll", "Bearer pub-secret");
+        assert_eq!(status(auth.authorize(&get, sub)), 401);
+    }
+
+    #[test]
+    fn subscribe_token_from_the_header_or_the_query() {
+        let auth = shared_tokens();
+        for action in [Action::Subscribe("room"), Action::Connect] {
+            let plain = request("GET /channels/room/poll HTTP/1.1");
+            assert_eq!(status(auth.authorize(&plain, action)), 401);
+            let query = request("GET /channels/room/poll?token=sub-secret HTTP/1.1");
+            assert_eq!(status(auth.authorize(&query, action)), 200);
+            let wrong = request("GET /channels/room/poll?token=sub-secreT HTTP/1.1");
+            assert_eq!(status(auth.authorize(&wrong, action)), 401);
+            let header = with_auth("/channels/room/poll", "Bearer sub-secret");
+            assert_eq!(status(auth.authorize(&header, action)), 200);
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_in_any_case_with_one_or_more_spaces() {
+        let auth = shared_tokens();
+        let publish = Action::Publish("room");
+        for ok in [
+            "Bearer pub-secret",
+            "bearer pub-secret",
+            "BEARER pub-secret",
+            "bEaReR   pub-secret",
+        ] {
+            let r = with_auth("/channels/room", ok);
+            assert_eq!(status(auth.authorize(&r, publish)), 200, "{ok:?}");
+        }
+        for bad in [
+            "Bearerpub-secret",
+            "Bearer",
+            "Bearer ",
+            "Basic pub-secret",
+            "Bearer pub-secretX",
+            "Bearer pub",
+            "pub-secret",
+        ] {
+            let r = with_auth("/channels/room", bad);
+            assert_eq!(status(auth.authorize(&r, publish)), 401, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn no_tokens_configured_allows_everyone() {
+        let auth = TokenAuth::default();
+        let plain = request("GET /channels/room/poll HTTP/1.1");
+        assert_eq!(
+            status(auth.authorize(&plain, Action::Subscribe("room"))),
+            200
+        );
+        assert_eq!(status(auth.authorize(&plain, Action::Publish("room"))), 200);
+        assert_eq!(status(auth.authorize(&plain, Action::Connect)), 200);
     }
 
     #[test]
