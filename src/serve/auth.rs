@@ -1,7 +1,7 @@
 //! Who may publish and subscribe: a hook given the request head.
 //!
 //! Identities come from signed tokens ([`UserTokens`]), never from what
-//! a client says about itself.
+//! a client says about itself; [`TokenAuth`] has the rules.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -42,55 +42,141 @@ pub trait AuthHook: Send + Sync + 'static {
     fn authorize(&self, request: &Request, action: Action<'_>) -> Result<Option<String>, Denied>;
 }
 
-/// The CLI's hook: optional bearer tokens for publishing and subscribing,
-/// and a self-declared identity from the `user` query parameter.
+/// The CLI's hook: optional shared bearer tokens for publishing and
+/// subscribing, and identities proved by signed user tokens.
 ///
-/// The identity is whatever the client says it is: enough for the demo and
-/// for trusted networks. Real deployments implement [`AuthHook`] with
-/// their own session check.
+/// - **Publishing** needs, when `publish_token` is set,
+///   `Authorization: Bearer <publish_token>`: the header only, never the
+///   query string (which ends up in logs). A user token does not publish.
+/// - **Subscribing** (and opening `/ws`) needs, when `subscribe_token` is
+///   set, `Authorization: Bearer <subscribe_token>`, `?token=<subscribe_token>`,
+///   or a valid user token: the server issued it, so it is as good as the
+///   shared token, and a browser needs one credential, not two.
+/// - **The identity**, the one user who may subscribe to `user:NAME`,
+///   comes only from a user token that `user_tokens` verifies, sent as
+///   `Authorization: Bearer <user token>` or `?user_token=<user token>`
+///   (EventSource and WebSocket cannot set headers). Nothing else names a
+///   user: `?user=NAME` is ignored. Without `user_tokens` no request has an
+///   identity, so no one may subscribe to a `user:` room (publishing to
+///   one still follows the publish rule).
+/// - A user token that does not verify (malformed, altered, signed with
+///   another secret, expired, or sent while `user_tokens` is `None`) is a
+///   401 with the reason, never a quiet fall back to anonymous. A token in
+///   the header and one in the query must name the same user.
+/// - A bearer credential equal to the publish or the subscribe token is
+///   that token; otherwise, if it starts with `v1.`, it is a user token.
 ///
 /// Tokens are compared in constant time. `Authorization` is read as RFC
 /// 9110 §11 has it: the scheme `Bearer` in any case, then one or more
-/// spaces, then the token.
-#[derive(Clone, Debug, Default)]
+/// spaces, then the token. `Debug` prints no secret.
+#[derive(Clone, Default)]
 pub struct TokenAuth {
     /// Publishers must send `Authorization: Bearer TOKEN` (never in the
     /// query string, which ends up in logs).
     pub publish_token: Option<String>,
     /// Subscribers must send `Authorization: Bearer TOKEN` or `?token=TOKEN`
-    /// (browsers' EventSource cannot set headers).
+    /// (browsers' EventSource cannot set headers), or a valid user token.
     pub subscribe_token: Option<String>,
+    /// Verifies user tokens, the only source of identities. `None`: no
+    /// request has an identity.
+    pub user_tokens: Option<UserTokens>,
+}
+
+impl fmt::Debug for TokenAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |token: &Option<String>| token.as_ref().map(|_| "<redacted>");
+        f.debug_struct("TokenAuth")
+            .field("publish_token", &redacted(&self.publish_token))
+            .field("subscribe_token", &redacted(&self.subscribe_token))
+            .field("user_tokens", &self.user_tokens)
+            .finish()
+    }
 }
 
 impl AuthHook for TokenAuth {
     fn authorize(&self, request: &Request, action: Action<'_>) -> Result<Option<String>, Denied> {
+        self.authorize_at(request, action, unix_now())
+    }
+}
+
+impl TokenAuth {
+    /// [`AuthHook::authorize`] with user tokens checked at `now_unix`.
+    fn authorize_at(
+        &self,
+        request: &Request,
+        action: Action<'_>,
+        now_unix: u64,
+    ) -> Result<Option<String>, Denied> {
         let bearer = bearer_credential(request);
+        let bearer_is = |token: &Option<String>| match (bearer, token) {
+            (Some(presented), Some(expected)) => secret_eq(presented, expected),
+            _ => false,
+        };
+        let bearer_publishes = bearer_is(&self.publish_token);
+        let bearer_subscribes = bearer_is(&self.subscribe_token);
+        let bearer_user = bearer
+            .filter(|b| !bearer_publishes && !bearer_subscribes && b.starts_with(TOKEN_PREFIX));
+        let query_user = super::params::query_param(request.query(), "user_token");
+        let identity = self.identity(bearer_user, query_user.as_deref(), now_unix)?;
         match action {
             Action::Publish(_) => {
-                if let Some(token) = &self.publish_token {
-                    if !bearer.is_some_and(|b| secret_eq(b, token)) {
-                        return Err(unauthorized(
-                            "missing or wrong publish token (Authorization: Bearer)",
-                        ));
-                    }
+                if self.publish_token.is_some() && !bearer_publishes {
+                    return Err(unauthorized(
+                        "missing or wrong publish token (Authorization: Bearer)",
+                    ));
                 }
             }
             Action::Subscribe(_) | Action::Connect => {
                 if let Some(token) = &self.subscribe_token {
                     let query = super::params::query_param(request.query(), "token");
-                    // `|`, not `||`: both are compared whatever the first says.
-                    let ok = bearer.is_some_and(|b| secret_eq(b, token))
-                        | query.is_some_and(|q| secret_eq(&q, token));
+                    // `|`, not `||`: the query token is compared whatever
+                    // the header says.
+                    let ok = bearer_subscribes
+                        | query.is_some_and(|q| secret_eq(&q, token))
+                        | identity.is_some();
                     if !ok {
                         return Err(unauthorized("missing or wrong subscribe token"));
                     }
                 }
             }
         }
-        let user = super::params::query_param(request.query(), "user")
-            .filter(|u| super::params::valid_channel(&format!("user:{u}")));
-        Ok(user)
+        Ok(identity)
     }
+
+    /// The identity the user tokens prove: `None` if there are none, `Err`
+    /// if one does not verify or the two name different users.
+    fn identity(
+        &self,
+        bearer: Option<&str>,
+        query: Option<&str>,
+        now_unix: u64,
+    ) -> Result<Option<String>, Denied> {
+        if bearer.is_none() && query.is_none() {
+            return Ok(None);
+        }
+        let Some(tokens) = &self.user_tokens else {
+            return Err(unauthorized("user tokens are not accepted here"));
+        };
+        let verify = |token: &str| {
+            tokens
+                .verify(token, now_unix)
+                .map_err(|e| unauthorized(&e.to_string()))
+        };
+        let from_header = bearer.map(verify).transpose()?;
+        let from_query = query.map(verify).transpose()?;
+        match (from_header, from_query) {
+            (Some(a), Some(b)) if a != b => Err(unauthorized("two user tokens, two users")),
+            (a, b) => Ok(a.or(b)),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch; `u64::MAX` (every token expired) for a
+/// clock set before 1970, failing closed.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(u64::MAX, |d| d.as_secs())
 }
 
 /// A 401 with `reason`.
@@ -317,6 +403,7 @@ fn parse_unix(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::http::{HeadLimits, Parse};
+    use crate::serve::routes::check_private;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const NOW: u64 = 1_700_000_000;
@@ -453,7 +540,37 @@ mod tests {
         TokenAuth {
             publish_token: Some("pub-secret".into()),
             subscribe_token: Some("sub-secret".into()),
+            user_tokens: None,
         }
+    }
+
+    /// Shared tokens and user tokens.
+    fn full_auth() -> TokenAuth {
+        TokenAuth {
+            user_tokens: Some(tokens()),
+            ..shared_tokens()
+        }
+    }
+
+    fn bob_token() -> String {
+        tokens().mint("bob", NOW + 3600).unwrap()
+    }
+
+    /// The identity `auth` grants for `target` with `authorization`, at NOW.
+    fn identity_at(
+        auth: &TokenAuth,
+        target: &str,
+        authorization: Option<&str>,
+    ) -> Result<Option<String>, Denied> {
+        let r = match authorization {
+            Some(a) => with_auth(target, a),
+            None => request(&format!("GET {target} HTTP/1.1")),
+        };
+        auth.authorize_at(&r, Action::Subscribe("user:bob"), NOW)
+    }
+
+    fn reason(result: Result<Option<String>, Denied>) -> String {
+        result.expect_err("refused").reason
     }
 
     fn status(result: Result<Option<String>, Denied>) -> u16 {
@@ -561,7 +678,207 @@ mod tests {
     }
 
     #[test]
+    fn the_user_query_parameter_grants_no_identity() {
+        let target = "/channels/user:bob/poll?token=sub-secret&user=bob";
+        for auth in [shared_tokens(), full_auth()] {
+            let identity = identity_at(&auth, target, None);
+            assert_eq!(identity, Ok(None), "{auth:?}");
+            let refused = check_private("user:bob", identity.unwrap().as_deref());
+            assert_eq!(refused.unwrap_err().status, 403);
+        }
+        let no_tokens = TokenAuth::default();
+        assert_eq!(identity_at(&no_tokens, "/p?user=bob", None), Ok(None));
+    }
+
+    #[test]
+    fn a_user_token_grants_its_identity_by_header_or_query() {
+        let auth = full_auth();
+        let token = bob_token();
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let header = format!("{scheme} {token}");
+            let identity = identity_at(&auth, "/channels/user:bob/poll", Some(&header));
+            assert_eq!(identity, Ok(Some("bob".into())), "{header}");
+        }
+        let query = format!("/channels/user:bob/poll?user_token={token}");
+        let identity = identity_at(&auth, &query, None).unwrap();
+        assert_eq!(identity.as_deref(), Some("bob"));
+        assert!(check_private("user:bob", identity.as_deref()).is_ok());
+        // Percent-encoded is the same token.
+        let encoded = format!(
+            "/channels/user:bob/poll?user_token={}",
+            token.replace('.', "%2E")
+        );
+        assert_eq!(identity_at(&auth, &encoded, None), Ok(Some("bob".into())));
+        // With the subscribe token as well, in either place.
+        let both = format!("{query}&token=sub-secret");
+        assert_eq!(identity_at(&auth, &both, None), Ok(Some("bob".into())));
+        let both = identity_at(&auth, &query, Some("Bearer sub-secret"));
+        assert_eq!(both, Ok(Some("bob".into())));
+    }
+
+    #[test]
+    fn a_user_token_satisfies_the_subscribe_token_but_does_not_publish() {
+        let auth = full_auth();
+        let token = bob_token();
+        let r = request(&format!("GET /ws?user_token={token} HTTP/1.1"));
+        assert_eq!(
+            auth.authorize_at(&r, Action::Connect, NOW),
+            Ok(Some("bob".into()))
+        );
+        assert_eq!(
+            auth.authorize_at(&r, Action::Subscribe("room"), NOW),
+            Ok(Some("bob".into()))
+        );
+        let denied = auth.authorize_at(&r, Action::Publish("room"), NOW);
+        assert_eq!(denied.unwrap_err().status, 401);
+        let r = with_auth("/channels/room", &format!("Bearer {token}"));
+        let denied = auth.authorize_at(&r, Action::Publish("room"), NOW);
+        assert_eq!(denied.unwrap_err().status, 401);
+        // Without a publish token, anyone publishes, to user rooms too; the
+        // identity comes along.
+        let open = TokenAuth {
+            publish_token: None,
+            ..full_auth()
+        };
+        assert_eq!(
+            open.authorize_at(&r, Action::Publish("user:alice"), NOW),
+            Ok(Some("bob".into()))
+        );
+        let anonymous = request("POST /channels/user:alice HTTP/1.1");
+        assert_eq!(
+            open.authorize_at(&anonymous, Action::Publish("user:alice"), NOW),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_token_for_another_user_does_not_open_this_room() {
+        let auth = full_auth();
+        let alice = tokens().mint("alice", NOW + 3600).unwrap();
+        let target = format!("/channels/user:bob/poll?user_token={alice}&user=bob");
+        let identity = identity_at(&auth, &target, None).unwrap();
+        assert_eq!(identity.as_deref(), Some("alice"));
+        let refused = check_private("user:bob", identity.as_deref());
+        assert_eq!(refused.unwrap_err().status, 403);
+        // Header and query naming different users: refused, not either.
+        let header = format!("Bearer {}", bob_token());
+        let target = format!("/channels/user:bob/poll?user_token={alice}");
+        let denied = identity_at(&auth, &target, Some(&header)).unwrap_err();
+        assert_eq!(denied.status, 401);
+        // The same token twice is fine.
+        let target = format!("/channels/user:bob/poll?user_token={}", bob_token());
+        assert_eq!(
+            identity_at(&auth, &target, Some(&header)),
+            Ok(Some("bob".into()))
+        );
+    }
+
+    #[test]
+    fn bad_user_tokens_are_401_not_anonymous() {
+        let auth = full_auth();
+        let token = bob_token();
+        let (signed, mac) = token.rsplit_once('.').unwrap();
+        let tampered = format!("v1.alice.{}.{mac}", NOW + 3600);
+        let other_secret = UserTokens::new(b"not the server's secret!")
+            .unwrap()
+            .mint("bob", NOW + 3600)
+            .unwrap();
+        let expired = tokens().mint("bob", NOW).unwrap();
+        let later = format!(
+            "{}.{mac}",
+            signed.replace(&(NOW + 3600).to_string(), &(NOW + 99999).to_string())
+        );
+        for (bad, why) in [
+            (tampered.as_str(), "signature"),
+            (later.as_str(), "signature"),
+            (other_secret.as_str(), "signature"),
+            (expired.as_str(), "expired"),
+            ("v1.bob", "malformed"),
+            ("", "malformed"),
+        ] {
+            let query = format!("/channels/user:bob/poll?user_token={bad}");
+            let said = reason(identity_at(&auth, &query, None));
+            assert!(said.contains(why), "{bad:?}: {said}");
+            if !bad.is_empty() {
+                let header = format!("Bearer {bad}");
+                let said = reason(identity_at(&auth, "/p", Some(&header)));
+                assert!(said.contains(why), "{bad:?}: {said}");
+            }
+        }
+        // Even where no token is needed at all.
+        let open = TokenAuth {
+            user_tokens: Some(tokens()),
+            ..TokenAuth::default()
+        };
+        let query = format!("/channels/room/poll?user_token={tampered}");
+        assert_eq!(identity_at(&open, &query, None).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn expiry_is_checked_against_the_real_clock() {
+        let auth = full_auth();
+        let past = tokens().mint("bob", 1).unwrap();
+        let r = request(&format!(
+            "GET /channels/user:bob/poll?user_token={past} HTTP/1.1"
+        ));
+        let denied = auth
+            .authorize(&r, Action::Subscribe("user:bob"))
+            .unwrap_err();
+        assert_eq!(denied.status, 401);
+        assert!(denied.reason.contains("expired"), "{}", denied.reason);
+        let future = tokens().mint("bob", unix_now() + 3600).unwrap();
+        let r = request(&format!(
+            "GET /channels/user:bob/poll?user_token={future} HTTP/1.1"
+        ));
+        assert_eq!(
+            auth.authorize(&r, Action::Subscribe("user:bob")),
+            Ok(Some("bob".into()))
+        );
+    }
+
+    #[test]
+    fn without_user_tokens_a_user_token_is_refused() {
+        let auth = shared_tokens();
+        let query = format!("/channels/user:bob/poll?user_token={}", bob_token());
+        assert_eq!(identity_at(&auth, &query, None).unwrap_err().status, 401);
+        let header = format!("Bearer {}", bob_token());
+        assert_eq!(
+            identity_at(&auth, "/p", Some(&header)).unwrap_err().status,
+            401
+        );
+    }
+
+    #[test]
+    fn shared_tokens_that_look_like_user_tokens_are_still_shared_tokens() {
+        let auth = TokenAuth {
+            publish_token: Some("v1.pub.1.x".into()),
+            subscribe_token: Some("v1.sub.1.x".into()),
+            user_tokens: Some(tokens()),
+        };
+        let r = with_auth("/channels/room", "Bearer v1.pub.1.x");
+        assert_eq!(
+            auth.authorize_at(&r, Action::Publish("room"), NOW),
+            Ok(None)
+        );
+        let r = with_auth("/channels/room/poll", "Bearer v1.sub.1.x");
+        assert_eq!(
+            auth.authorize_at(&r, Action::Subscribe("room"), NOW),
+            Ok(None)
+        );
+        // Any other `v1.` credential is a user token, and this one is bad.
+        let r = with_auth("/channels/room/poll", "Bearer v1.sub.2.x");
+        let denied = auth.authorize_at(&r, Action::Subscribe("room"), NOW);
+        assert!(reason(denied).contains("user token"));
+    }
+
+    #[test]
     fn debug_prints_no_secret() {
         assert_eq!(format!("{:?}", tokens()), "UserTokens { .. }");
+        let shown = format!("{:?}", full_auth());
+        assert_eq!(
+            shown,
+            "TokenAuth { publish_token: Some(\"<redacted>\"), \
+             subscribe_token: Some(\"<redacted>\"), user_tokens: Some(UserTokens { .. }) }"
+        );
     }
 }
