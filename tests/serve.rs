@@ -2,7 +2,7 @@
 //! subscribers, and every bad request's status.
 
 use rtwire::proto::{CloseCode, Message};
-use rtwire::serve::{ServeConfig, Server, TokenAuth};
+use rtwire::serve::{ServeConfig, Server, TokenAuth, UserTokens};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -46,6 +46,30 @@ async fn start_with(mut config: ServeConfig, auth: TokenAuth) -> Running {
 
 async fn start() -> Running {
     start_with(ServeConfig::default(), TokenAuth::default()).await
+}
+
+const USER_SECRET: &[u8] = b"the integration tests' secret";
+
+fn user_tokens() -> UserTokens {
+    UserTokens::new(USER_SECRET).unwrap()
+}
+
+/// A user token for `user`, valid for an hour.
+fn user_token(user: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    user_tokens().mint(user, now + 3600).unwrap()
+}
+
+/// A server that knows identities only from user tokens.
+async fn start_with_user_tokens() -> Running {
+    let auth = TokenAuth {
+        user_tokens: Some(user_tokens()),
+        ..TokenAuth::default()
+    };
+    start_with(ServeConfig::default(), auth).await
 }
 
 /// A whole HTTP exchange on a fresh connection: status, head, body.
@@ -360,10 +384,12 @@ async fn a_slow_websocket_subscriber_is_dropped_while_a_fast_one_keeps_up() {
 
 #[tokio::test]
 async fn websocket_rooms_except_sender_and_private_messages() {
-    let server = start().await;
+    let server = start_with_user_tokens().await;
     let addr = server.addr;
-    let mut alice = ws_join(addr, "?user=alice", "chat").await;
-    let mut bob = ws_join(addr, "?user=bob", "chat").await;
+    let alice_query = format!("?user_token={}", user_token("alice"));
+    let mut alice = ws_join(addr, &alice_query, "chat").await;
+    let bob_query = format!("?user_token={}", user_token("bob"));
+    let mut bob = ws_join(addr, &bob_query, "chat").await;
     alice
         .send(Message::text(
             r#"{"op":"publish","channel":"chat","data":"hi all","except_self":true}"#,
@@ -399,6 +425,64 @@ async fn websocket_rooms_except_sender_and_private_messages() {
         .unwrap();
     let refused = ws_next_text(&mut alice).await;
     assert!(refused.contains("private"), "{refused}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn private_rooms_need_a_signed_user_token() {
+    let server = start_with_user_tokens().await;
+    let addr = server.addr;
+    publish(addr, "user:bob", "for bob").await;
+    let poll =
+        |query: String| async move { get(addr, &format!("/channels/user:bob/poll{query}")).await };
+    // Saying who you are is not enough, nor a token for someone else.
+    let (status, _, body) = poll("?user=bob".into()).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, body) = poll(format!("?user_token={}&user=bob", user_token("alice"))).await;
+    assert_eq!(status, 403, "{body}");
+    // A bad token is refused as such, not served anonymously.
+    let forged = user_token("alice").replacen("alice", "bob", 1);
+    let (status, _, body) = poll(format!("?user_token={forged}")).await;
+    assert_eq!(status, 401, "{body}");
+    let expired = user_tokens().mint("bob", 1).unwrap();
+    let (status, _, body) = poll(format!("?user_token={expired}")).await;
+    assert_eq!((status, body.contains("expired")), (401, true), "{body}");
+    // Bob's own token, in the query or the header, reads it.
+    let (status, _, body) = poll(format!("?user_token={}", user_token("bob"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("for bob"), "{body}");
+    let (status, _, body) = exchange(
+        addr,
+        &format!(
+            "GET /channels/user:bob/poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: bearer {}\r\n\r\n",
+            user_token("bob")
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("for bob"), "{body}");
+    // Over WebSocket, only the token joins bob to his room on connecting:
+    // that join's answer comes before any command's.
+    for (query, first_join) in [
+        ("?user=bob".to_owned(), "lobby"),
+        (format!("?user_token={}", user_token("bob")), "user:bob"),
+    ] {
+        let (mut ws, _) = rtwire::ws::connect(&format!("ws://{addr}/ws{query}"))
+            .await
+            .unwrap();
+        ws.send(Message::text(r#"{"op":"join","channel":"lobby"}"#))
+            .await
+            .unwrap();
+        let first = ws_next_text(&mut ws).await;
+        let expected = format!("\"type\":\"joined\",\"channel\":\"{first_join}\"");
+        assert!(first.contains(&expected), "{query}: {first}");
+        ws.send(Message::text(r#"{"op":"join","channel":"user:bob"}"#))
+            .await
+            .unwrap();
+        let answer = ws_next_text(&mut ws).await;
+        let refused = answer.contains("private");
+        assert_eq!(refused, first_join == "lobby", "{query}: {answer}");
+    }
     server.shutdown().await;
 }
 
@@ -475,7 +559,7 @@ async fn tokens_and_connection_limit() {
     config.max_connections = 2;
     let auth = TokenAuth {
         publish_token: Some("pub".into()),
-        subscribe_token: None,
+        ..TokenAuth::default()
     };
     let server = start_with(config, auth).await;
     let addr = server.addr;
@@ -494,6 +578,19 @@ async fn tokens_and_connection_limit() {
             .await
             .0,
         202
+    );
+    assert_eq!(
+        exchange(addr, &post("authorization: bearer   pub\r\n"))
+            .await
+            .0,
+        202,
+        "the scheme in any case"
+    );
+    let in_query = "POST /channels/a?token=pub HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi";
+    assert_eq!(
+        exchange(addr, in_query).await.0,
+        401,
+        "the publish token only in the header"
     );
     // Two held connections use the limit; the third gets 503.
     let _a = Sse::open(addr, "/channels/a/events", None).await;

@@ -139,6 +139,7 @@ async fn serve(options: Options) -> Result<(), String> {
     let auth = TokenAuth {
         publish_token: options.publish_token,
         subscribe_token: options.subscribe_token,
+        ..TokenAuth::default()
     };
     let server = Server::bind(config, auth)
         .await

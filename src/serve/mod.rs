@@ -29,7 +29,7 @@ mod routes;
 mod sse;
 mod websocket;
 
-pub use auth::{Action, AuthHook, Denied, TokenAuth};
+pub use auth::{Action, AuthHook, Denied, TokenAuth, UserTokenError, UserTokens, MIN_SECRET_LEN};
 pub use params::{valid_channel, MAX_CHANNEL_LEN};
 
 /// The transports' parsers of network input, for the fuzz targets in
