@@ -621,23 +621,53 @@ async fn a_swept_channel_never_reuses_ids() {
     assert_eq!(hub.publish("c", Bytes::new(), None).unwrap().id, id(4));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_full_channel_table_evicts_the_unlistened_least_recent_first() {
+    let hub = hub_with(HubConfig {
+        max_channels: 3,
+        ..HubConfig::default()
+    });
+    hub.publish("old", Bytes::from("1"), None).unwrap();
+    tokio::time::advance(Duration::from_millis(1)).await;
+    hub.publish("new", Bytes::from("2"), None).unwrap();
+    let listened = hub.subscribe("listened", Since::Live).unwrap();
+    // Full: the channel published to longest ago that nobody listens to
+    // makes room, however young it is.
+    hub.publish("third", Bytes::new(), None).unwrap();
+    assert!(hub
+        .history_after("old", Since::Beginning, 10)
+        .messages
+        .is_empty());
+    assert_eq!(
+        hub.history_after("new", Since::Beginning, 10)
+            .messages
+            .len(),
+        1
+    );
+    assert_eq!(hub.channel_count(), 3);
+    // Its ids are not reused: a new "old" numbers above them.
+    assert!(hub.publish("old", Bytes::new(), None).unwrap().id.seq > 1);
+    drop(listened);
+}
+
 #[tokio::test]
-async fn channel_limit_applies_to_new_channels_only() {
+async fn channel_limit_holds_when_every_channel_has_a_listener() {
     let hub = hub_with(HubConfig {
         max_channels: 2,
         ..HubConfig::default()
     });
-    hub.publish("a", Bytes::new(), None).unwrap();
+    let a = hub.subscribe("a", Since::Live).unwrap();
     let b = hub.subscribe("b", Since::Live).unwrap();
     let full = HubError::TooManyChannels { limit: 2 };
     assert_eq!(hub.publish("c", Bytes::new(), None).unwrap_err(), full);
     assert_eq!(hub.subscribe("c", Since::Live).unwrap_err(), full);
     let waited = hub.wait_after("c", Since::Live, 1, Duration::ZERO).await;
     assert_eq!(waited.unwrap_err(), full);
+    // Existing channels still work.
     hub.publish("a", Bytes::new(), None).unwrap();
     drop(b);
-    assert_eq!(hub.sweep(), 1);
     hub.publish("c", Bytes::new(), None).unwrap();
+    drop(a);
 }
 
 #[tokio::test]
@@ -770,4 +800,56 @@ proptest! {
             prop_assert_eq!(id.to_string(), text);
         }
     }
+}
+
+#[tokio::test]
+async fn a_subscriber_queue_is_bounded_in_bytes_too() {
+    let hub = hub_with(HubConfig {
+        queue_bytes: 1000,
+        ..HubConfig::default()
+    });
+    let mut slow = hub.subscribe("c", Since::Live).unwrap();
+    let mut big = hub.subscribe("big", Since::Live).unwrap();
+    // One message always fits an empty queue, whatever its size.
+    hub.publish("big", Bytes::from(vec![1u8; 5000]), None)
+        .unwrap();
+    assert_eq!(big.recv().await.unwrap().data.len(), 5000);
+    hub.publish("c", Bytes::from(vec![1u8; 400]), None).unwrap();
+    hub.publish("c", Bytes::from(vec![2u8; 400]), None).unwrap();
+    assert_eq!(hub.stats().lagged, 0);
+    // 1200 bytes would wait: dropped, well under the message limit.
+    hub.publish("c", Bytes::from(vec![3u8; 400]), None).unwrap();
+    assert_eq!(hub.stats().lagged, 1);
+    assert_eq!(slow.recv().await.unwrap_err(), Closed::Lagged);
+}
+
+#[tokio::test]
+async fn the_history_bound_counts_cached_encodings() {
+    let hub = hub_with(HubConfig {
+        history_bytes: 1000,
+        ..HubConfig::default()
+    });
+    let first = hub
+        .publish("c", Bytes::from(vec![b'a'; 300]), None)
+        .unwrap();
+    // A transport encodes it into a form twice its size.
+    first.encoded(FormatKey::SSE, |m| {
+        Bytes::from(vec![b'x'; 2 * m.data.len()])
+    });
+    assert_eq!(first.retained_bytes(), 900);
+    // 300 + 600 + 300 > 1000: the first message goes, though the
+    // payloads alone (600 bytes) would fit.
+    hub.publish("c", Bytes::from(vec![b'b'; 300]), None)
+        .unwrap();
+    let poll = hub.history_after("c", Since::Beginning, 10);
+    assert_eq!(poll.messages.len(), 1);
+    assert_eq!(poll.messages[0].data[0], b'b');
+    // Encodings made after a message left the history are not charged.
+    first.encoded(FormatKey::JSON, |_| Bytes::from(vec![0u8; 10_000]));
+    hub.publish("c", Bytes::from(vec![b'c'; 300]), None)
+        .unwrap();
+    assert_eq!(
+        hub.history_after("c", Since::Beginning, 10).messages.len(),
+        2
+    );
 }

@@ -7,10 +7,11 @@
 
 use super::id::{MessageId, Resume, SenderId, Since};
 use super::message::HubMessage;
-use super::subscription::{Closed, Offer, Queue, Registration};
+use super::subscription::{Closed, Offer, Queue, QueueLimits, Registration};
 use super::{Counters, HubConfig};
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -76,7 +77,7 @@ impl Channel {
 /// A registered subscriber, as publishers see it.
 struct Subscriber {
     queue: Arc<Queue>,
-    capacity: usize,
+    capacity: QueueLimits,
     skip: Option<SenderId>,
 }
 
@@ -95,7 +96,11 @@ struct FanOut {
 pub(crate) struct ChannelState {
     /// Contiguous sequence numbers, oldest first; the newest is `last_seq`.
     history: VecDeque<Arc<HubMessage>>,
+    /// Payload bytes in `history`.
     history_bytes: usize,
+    /// Bytes of the encodings cached by messages in `history`, added by
+    /// [`HubMessage::encoded`] outside the lock.
+    encoded_bytes: Arc<AtomicUsize>,
     last_seq: u64,
     last_publish: Instant,
     subscribers: HashMap<u64, Subscriber>,
@@ -115,6 +120,7 @@ impl ChannelState {
         ChannelState {
             history: VecDeque::new(),
             history_bytes: 0,
+            encoded_bytes: Arc::default(),
             last_seq: floor,
             last_publish: Instant::now(),
             subscribers: HashMap::new(),
@@ -157,18 +163,32 @@ impl ChannelState {
     }
 
     /// Appends to the history, then evicts the oldest messages until both
-    /// bounds hold again.
+    /// bounds hold again. The byte bound counts payloads and the encodings
+    /// cached for them (checked here, at every publish).
     fn remember(&mut self, message: Arc<HubMessage>, config: &HubConfig) {
         self.history_bytes += message.data.len();
+        message.charge_encodings_to(self.encoded_bytes.clone());
         self.history.push_back(message);
         while self.history.len() > config.history_messages
-            || self.history_bytes > config.history_bytes
+            || self.history_bytes + self.encoded_bytes.load(Relaxed) > config.history_bytes
         {
             let Some(old) = self.history.pop_front() else {
                 break;
             };
             self.history_bytes -= old.data.len();
+            let charged = old.stop_charging();
+            self.encoded_bytes.fetch_sub(charged, Relaxed);
         }
+    }
+
+    /// When the last message was published, or the channel was made.
+    pub(crate) fn last_publish(&self) -> Instant {
+        self.last_publish
+    }
+
+    /// Nobody listens: no subscriber, no long-poll waiter.
+    pub(crate) fn is_unlistened(&self) -> bool {
+        self.subscribers.is_empty() && self.waiters == 0
     }
 
     /// Queues `message` to every subscriber that does not skip its sender;
@@ -246,7 +266,7 @@ impl ChannelState {
         &mut self,
         since: Since,
         skip: Option<SenderId>,
-        capacity: usize,
+        capacity: QueueLimits,
         epoch: u32,
     ) -> Registration {
         let (resume, after) = self.plan(since, epoch);
@@ -298,8 +318,7 @@ impl ChannelState {
     /// waiter), and nothing worth keeping (an empty history, or a last
     /// message at least `idle` old at `now`).
     pub(crate) fn is_idle(&self, now: Instant, idle: Duration) -> bool {
-        self.subscribers.is_empty()
-            && self.waiters == 0
+        self.is_unlistened()
             && (self.history.is_empty() || now.saturating_duration_since(self.last_publish) >= idle)
     }
 }

@@ -3,7 +3,9 @@
 use super::id::{MessageId, SenderId};
 use bytes::Bytes;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// A wire format a transport encodes messages into, used as the key of
 /// [`HubMessage::encoded`]'s cache. There are [`FormatKey::SLOTS`] of them.
@@ -45,6 +47,18 @@ pub struct HubMessage {
     /// Who published it, if the publisher said.
     pub sender: Option<SenderId>,
     encodings: [OnceLock<Bytes>; FormatKey::SLOTS],
+    /// Where the bytes of encodings made while the message is in its
+    /// channel's history are counted, so the history's byte bound covers
+    /// them too.
+    charge: Mutex<Charge>,
+}
+
+/// The history counter a message's encodings are charged to, and how much
+/// was charged to it.
+#[derive(Default)]
+struct Charge {
+    to: Option<Arc<AtomicUsize>>,
+    charged: usize,
 }
 
 impl HubMessage {
@@ -60,7 +74,36 @@ impl HubMessage {
             data,
             sender,
             encodings: Default::default(),
+            charge: Mutex::default(),
         }
+    }
+
+    /// Charges this message's encodings, from now on, to `counter`.
+    pub(crate) fn charge_encodings_to(&self, counter: Arc<AtomicUsize>) {
+        self.charge().to = Some(counter);
+    }
+
+    /// Stops charging encodings; returns how much had been charged, for
+    /// the counter's owner to take back.
+    pub(crate) fn stop_charging(&self) -> usize {
+        let mut charge = self.charge();
+        charge.to = None;
+        std::mem::take(&mut charge.charged)
+    }
+
+    fn charge(&self) -> std::sync::MutexGuard<'_, Charge> {
+        self.charge.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bytes this message keeps alive: its payload and every encoding
+    /// cached so far.
+    pub fn retained_bytes(&self) -> usize {
+        let encoded: usize = self
+            .encodings
+            .iter()
+            .filter_map(|slot| slot.get().map(Bytes::len))
+            .sum();
+        self.data.len() + encoded
     }
 
     /// This message in wire format `format`, encoded by `encode` the first
@@ -82,11 +125,26 @@ impl HubMessage {
     /// assert_eq!(first.as_ptr(), again.as_ptr()); // the same bytes, shared
     /// ```
     pub fn encoded(&self, format: FormatKey, encode: impl FnOnce(&HubMessage) -> Bytes) -> Bytes {
-        match self.encodings.get(usize::from(format.0)) {
-            Some(slot) => slot.get_or_init(|| encode(self)).clone(),
+        let Some(slot) = self.encodings.get(usize::from(format.0)) else {
             // Unreachable: keys are checked on construction. Still no panic.
-            None => encode(self),
+            return encode(self);
+        };
+        let mut made = 0;
+        let bytes = slot
+            .get_or_init(|| {
+                let bytes = encode(self);
+                made = bytes.len();
+                bytes
+            })
+            .clone();
+        if made > 0 {
+            let mut charge = self.charge();
+            if let Some(counter) = &charge.to {
+                counter.fetch_add(made, Relaxed);
+                charge.charged += made;
+            }
         }
+        bytes
     }
 }
 

@@ -41,6 +41,7 @@ mod subscription;
 pub use channel::Poll;
 pub use id::{MessageId, ParseIdError, Resume, SenderId, Since};
 pub use message::{FormatKey, HubMessage};
+use subscription::QueueLimits;
 pub use subscription::{Closed, Subscription};
 
 use bytes::Bytes;
@@ -59,17 +60,28 @@ use tokio::time::Instant;
 pub struct HubConfig {
     /// The most messages a channel's history keeps (default 1000).
     pub history_messages: usize,
-    /// The most payload bytes a channel's history keeps (default 16 MiB).
-    /// Encoded forms cached by [`HubMessage::encoded`] are not counted.
+    /// The most bytes a channel's history keeps (default 16 MiB): payloads
+    /// and the encoded forms cached by [`HubMessage::encoded`] for them,
+    /// checked at every publish.
     pub history_bytes: usize,
     /// How many messages may wait in one subscriber's queue before it is
     /// dropped with [`Closed::Lagged`] (default 1024; at least 1).
     pub queue_capacity: usize,
+    /// How many bytes (payloads and cached encodings) may wait in one
+    /// subscriber's queue before it is dropped with [`Closed::Lagged`]
+    /// (default 4 MiB). One message always fits, whatever its size.
+    pub queue_bytes: usize,
     /// How long after its last message a channel nobody listens to may be
     /// swept (default 10 minutes).
     pub idle_timeout: Duration,
-    /// The most channels at once; creating one more fails with
-    /// [`HubError::TooManyChannels`] (default 100 000).
+    /// The most channels at once (default 100 000). When the table is
+    /// full, creating a channel first evicts channels nobody listens to
+    /// (no subscriber, no long-poll waiter), least recently published
+    /// first, a sixty-fourth of the table at a time, whatever their age:
+    /// one client publishing to many names cannot lock others out. Only
+    /// when every channel has a listener does creating one fail, with
+    /// [`HubError::TooManyChannels`]. Evicted channels are forgotten as
+    /// swept ones are (their ids are never reused).
     pub max_channels: usize,
     /// The largest payload [`Hub::publish`] accepts (default 16 MiB).
     pub max_message_bytes: usize,
@@ -81,6 +93,7 @@ impl Default for HubConfig {
             history_messages: 1000,
             history_bytes: 16 << 20,
             queue_capacity: 1024,
+            queue_bytes: 4 << 20,
             idle_timeout: Duration::from_secs(600),
             max_channels: 100_000,
             max_message_bytes: 16 << 20,
@@ -330,7 +343,10 @@ impl Hub {
         options: SubscribeOptions,
     ) -> Result<Subscription, HubError> {
         let inner = &*self.inner;
-        let capacity = inner.config.queue_capacity.max(1);
+        let capacity = QueueLimits {
+            messages: inner.config.queue_capacity.max(1),
+            bytes: inner.config.queue_bytes,
+        };
         self.with_channel(channel, |channel, state| {
             let SubscribeOptions { since, skip_sender } = options;
             let registration = state.subscribe(since, skip_sender, capacity, inner.epoch);
@@ -515,7 +531,7 @@ impl Hub {
             return Ok(channel.clone());
         }
         let limit = self.inner.config.max_channels;
-        if registry.channels.len() >= limit {
+        if registry.channels.len() >= limit && evict_unlistened(&mut registry, limit / 64) == 0 {
             return Err(HubError::TooManyChannels { limit });
         }
         let channel = Arc::new(Channel::new(Arc::from(name), registry.seq_floor));
@@ -559,6 +575,40 @@ impl Hub {
             })
         })
     }
+}
+
+/// Removes up to `batch` (at least one) of the channels nobody listens
+/// to, least recently published first; returns how many.
+fn evict_unlistened(registry: &mut Registry, batch: usize) -> usize {
+    let mut candidates: Vec<(Instant, Arc<Channel>)> = registry
+        .channels
+        .values()
+        .filter_map(|channel| {
+            let state = channel.lock();
+            state
+                .is_unlistened()
+                .then(|| (state.last_publish(), channel.clone()))
+        })
+        .collect();
+    let batch = batch.clamp(1, candidates.len().max(1));
+    if candidates.len() > batch {
+        candidates.select_nth_unstable_by_key(batch - 1, |(at, _)| *at);
+        candidates.truncate(batch);
+    }
+    let mut removed = 0;
+    for (_, channel) in candidates {
+        let mut state = channel.lock();
+        // Checked again: a caller that looked the channel up before the
+        // registry was locked may have subscribed since.
+        if state.removed || !state.is_unlistened() {
+            continue;
+        }
+        state.removed = true;
+        registry.seq_floor = registry.seq_floor.max(state.last_seq());
+        registry.channels.remove(&channel.name);
+        removed += 1;
+    }
+    removed
 }
 
 /// A registered long-poll waiter; unregisters on drop, so a cancelled

@@ -50,8 +50,20 @@ pub(crate) struct Queue {
 
 #[derive(Default)]
 struct QueueState {
-    buf: VecDeque<Arc<HubMessage>>,
+    /// Each message with the bytes it was counted at.
+    buf: VecDeque<(Arc<HubMessage>, usize)>,
+    /// The sum of those counts.
+    bytes: usize,
     closed: Option<Closed>,
+}
+
+/// How much may wait in one subscriber's queue.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueLimits {
+    pub messages: usize,
+    /// Payload plus cached encodings, as [`HubMessage::retained_bytes`]
+    /// counts them when queued. One message may always wait, whatever its size.
+    pub bytes: usize,
 }
 
 impl Queue {
@@ -66,20 +78,22 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `message` unless `capacity` messages are already waiting, in
+    /// Queues `message` unless that would take the queue past `limits`, in
     /// which case the queue closes with [`Closed::Lagged`].
-    pub(crate) fn offer(&self, message: &Arc<HubMessage>, capacity: usize) -> Offer {
+    pub(crate) fn offer(&self, message: &Arc<HubMessage>, limits: QueueLimits) -> Offer {
         let mut state = self.lock();
         if state.closed.is_some() {
             return Offer::Closed;
         }
-        if state.buf.len() >= capacity {
+        let cost = message.retained_bytes();
+        let was_empty = state.buf.is_empty();
+        if !was_empty && (state.buf.len() >= limits.messages || state.bytes + cost > limits.bytes) {
             drop(state);
             self.close(Closed::Lagged);
             return Offer::Lagged;
         }
-        let was_empty = state.buf.is_empty();
-        state.buf.push_back(message.clone());
+        state.bytes += cost;
+        state.buf.push_back((message.clone(), cost));
         drop(state);
         // The consumer only sleeps after finding the queue empty, so only
         // the push that ends emptiness needs to wake it.
@@ -95,16 +109,21 @@ impl Queue {
         let mut state = self.lock();
         state.closed.get_or_insert(reason);
         state.buf = VecDeque::new();
+        state.bytes = 0;
         drop(state);
         self.notify.notify_one();
     }
 
     fn pop(&self) -> Result<Option<Arc<HubMessage>>, Closed> {
         let mut state = self.lock();
-        match state.closed {
-            Some(reason) => Err(reason),
-            None => Ok(state.buf.pop_front()),
+        if let Some(reason) = state.closed {
+            return Err(reason);
         }
+        let Some((message, cost)) = state.buf.pop_front() else {
+            return Ok(None);
+        };
+        state.bytes -= cost;
+        Ok(Some(message))
     }
 
     fn closed(&self) -> Option<Closed> {
