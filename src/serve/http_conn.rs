@@ -1,18 +1,22 @@
 //! One HTTP/1.1 connection of `rtwire serve`: read requests with their
-//! `Content-Length` bodies under limits, write responses, keep alive.
+//! `Content-Length` bodies under limits and deadlines, write responses
+//! under a write deadline, keep alive.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 use super::response::Response;
 use super::ServeConfig;
-use crate::http::{HeadLimits, HttpError, Parse, Request};
+use crate::http::{HeadLimits, HttpError, Parse, Request, RequestParser};
 
 /// A request and its body.
 #[derive(Debug)]
 pub(crate) struct Incoming {
     pub request: Request,
+    /// Owns exactly its bytes: a body kept in a channel's history must not
+    /// pin the connection's read buffer.
     pub body: Bytes,
 }
 
@@ -32,72 +36,136 @@ pub(crate) struct HttpConn<S> {
     /// Bytes read past the last request (pipelined requests, or frames
     /// after a WebSocket upgrade).
     pub buf: BytesMut,
+    /// Resumes the head where the last read stopped: a head sent a byte
+    /// at a time costs what it costs in one piece.
+    parser: RequestParser,
+    /// How long a write may wait for the peer to accept a byte.
+    pub write_timeout: Duration,
 }
 
+/// A read buffer that grew past this while empty is given back between
+/// requests.
+const KEEP_BUFFER: usize = 16 * 1024;
+
 impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
-    pub fn new(io: S) -> Self {
+    pub fn new(io: S, write_timeout: Duration) -> Self {
         HttpConn {
             io,
-            buf: BytesMut::with_capacity(1024),
+            buf: BytesMut::new(),
+            parser: RequestParser::new(),
+            write_timeout,
         }
     }
 
-    /// Reads the next request. The head must arrive within
-    /// `head_timeout` of its first byte (else 408); an idle connection is
-    /// closed quietly after `idle_timeout`.
+    /// Reads the next request. The whole head must arrive within
+    /// `head_timeout` of its first byte (else 408), however it trickles in;
+    /// the body within `head_timeout` plus its length at `body_min_rate`.
+    /// An idle connection is closed quietly after `idle_timeout`.
     pub async fn read_request(&mut self, config: &ServeConfig) -> Read {
         let limits = HeadLimits {
             max_head_bytes: config.max_head_bytes,
             ..HeadLimits::default()
         };
+        // Set at the head's first byte; until then the idle timeout runs.
+        let mut head_deadline =
+            (!self.buf.is_empty()).then(|| Instant::now() + config.head_timeout);
         let (request, head_len) = loop {
-            match Request::parse(&self.buf, &limits) {
+            match self.parser.parse(&self.buf, &limits) {
                 Ok(Parse::Complete(request, len)) => break (request, len),
                 Ok(Parse::Partial) => {}
                 Err(e) => return Read::Reject(http_error(&e)),
             }
-            let wait = if self.buf.is_empty() {
-                config.idle_timeout
-            } else {
-                config.head_timeout
-            };
-            match self.read_more(wait).await {
-                Ok(true) => {}
+            let until = head_deadline.unwrap_or_else(|| Instant::now() + config.idle_timeout);
+            match self.read_more(until).await {
+                Ok(true) => {
+                    head_deadline.get_or_insert_with(|| Instant::now() + config.head_timeout);
+                }
                 Ok(false) | Err(ReadError::Io) => return Read::Closed,
-                Err(ReadError::Timeout) if self.buf.is_empty() => return Read::Closed,
+                Err(ReadError::Timeout) if head_deadline.is_none() => return Read::Closed,
                 Err(ReadError::Timeout) => {
                     return Read::Reject(Response::error(408, "request head not received in time"))
                 }
             }
         };
-        let _ = self.buf.split_to(head_len);
+        self.buf.advance(head_len);
+        if let Err(response) = check_host(&request) {
+            return Read::Reject(response);
+        }
         let length = match body_length(&request, config.max_body_bytes) {
             Ok(length) => length,
             Err(response) => return Read::Reject(response),
         };
-        while self.buf.len() < length {
-            match self.read_more(config.head_timeout).await {
-                Ok(true) => {}
-                Ok(false) | Err(ReadError::Io) => return Read::Closed,
-                Err(ReadError::Timeout) => {
-                    return Read::Reject(Response::error(408, "request body not received in time"))
-                }
+        if length > self.buf.len() && expects_continue(&request) {
+            // RFC 9110 §10.1.1: the client waits for this before the body.
+            let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+            if self.write_all(interim).await.is_err() {
+                return Read::Closed;
             }
         }
-        let body = self.buf.split_to(length).freeze();
+        let body_deadline =
+            Instant::now() + config.head_timeout + at_rate(length, config.body_min_rate);
+        let body = match self.read_body(length, body_deadline).await {
+            Ok(body) => body,
+            Err(ReadError::Io) => return Read::Closed,
+            Err(ReadError::Timeout) => {
+                return Read::Reject(Response::error(408, "request body not received in time"))
+            }
+        };
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER {
+            self.buf = BytesMut::new();
+        }
         Read::Request(Incoming { request, body })
     }
 
-    /// Reads once; `Ok(false)` on EOF.
-    async fn read_more(&mut self, wait: Duration) -> Result<bool, ReadError> {
+    /// The next `length` bytes, in an allocation of their own: copied when
+    /// already buffered, else read straight into a buffer of that size.
+    async fn read_body(&mut self, length: usize, deadline: Instant) -> Result<Bytes, ReadError> {
+        if self.buf.len() >= length {
+            let body = Bytes::copy_from_slice(&self.buf[..length]);
+            self.buf.advance(length);
+            return Ok(body);
+        }
+        let mut body = BytesMut::with_capacity(length);
+        body.extend_from_slice(&self.buf);
+        self.buf.clear();
+        while body.len() < length {
+            let want = (length - body.len()) as u64;
+            let mut limited = (&mut self.io).take(want);
+            match tokio::time::timeout_at(deadline, limited.read_buf(&mut body)).await {
+                Err(_) => return Err(ReadError::Timeout),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(ReadError::Io),
+                Ok(Ok(_)) => {}
+            }
+        }
+        Ok(body.freeze())
+    }
+
+    /// Reads once, by `deadline`; `Ok(false)` on EOF.
+    async fn read_more(&mut self, deadline: Instant) -> Result<bool, ReadError> {
         if self.buf.capacity() - self.buf.len() < 512 {
             self.buf.reserve(4096);
         }
-        match tokio::time::timeout(wait, self.io.read_buf(&mut self.buf)).await {
+        match tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf)).await {
             Err(_) => Err(ReadError::Timeout),
             Ok(Err(_)) => Err(ReadError::Io),
             Ok(Ok(n)) => Ok(n > 0),
         }
+    }
+
+    /// Completes when the client closes the connection or it fails, while
+    /// a response is being prepared (a held long poll). Bytes the client
+    /// pipelines meanwhile are kept for the next request, up to `limit`;
+    /// past that it stops reading (and waits for ever: the caller's own
+    /// deadline ends the wait).
+    pub async fn closed(&mut self, limit: usize) {
+        while self.buf.len() < limit {
+            self.buf.reserve(512);
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        std::future::pending::<()>().await
     }
 
     /// Answers and closes without losing the answer: a close with unread
@@ -105,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
     /// read the response. So: write, send FIN, and drain what the client
     /// still sends for a moment.
     pub async fn reject(mut self, response: &Response) {
-        if self.send(response, false).await.is_err() {
+        if self.send(response, false, false).await.is_err() {
             return;
         }
         let _ = self.io.shutdown().await;
@@ -122,10 +190,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
         .await;
     }
 
-    /// Writes a whole response.
-    pub async fn send(&mut self, response: &Response, keep_alive: bool) -> std::io::Result<()> {
-        self.io.write_all(&response.to_bytes(keep_alive)).await?;
-        self.io.flush().await
+    /// Writes a whole response (only its head for a HEAD request), the
+    /// body from its own buffer rather than copied behind the head.
+    pub async fn send(
+        &mut self,
+        response: &Response,
+        keep_alive: bool,
+        head_only: bool,
+    ) -> std::io::Result<()> {
+        self.write_all(&response.head(keep_alive)).await?;
+        if !head_only {
+            self.write_all(&response.body).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes`, failing with `TimedOut` when the peer accepts none
+    /// for `write_timeout`.
+    pub async fn write_all(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        while !bytes.is_empty() {
+            let write = self.io.write(bytes);
+            match tokio::time::timeout(self.write_timeout, write).await {
+                Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => bytes = &bytes[n..],
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -136,6 +228,28 @@ enum ReadError {
 
 fn http_error(e: &HttpError) -> Response {
     Response::error(e.status(), &e.to_string())
+}
+
+/// How long `length` bytes take at `rate` bytes per second.
+fn at_rate(length: usize, rate: usize) -> Duration {
+    Duration::from_secs_f64(length as f64 / rate.max(1) as f64)
+}
+
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
+/// code to any HTTP/1.1 request message that lacks a Host header field and
+/// to any request message that contains more than one Host header field
+/// line".
+fn check_host(request: &Request) -> Result<(), Response> {
+    match request.headers.get_all("host").count() {
+        0 if request.version.at_least_1_1() => Err(Response::error(400, "Host header required")),
+        0 | 1 => Ok(()),
+        _ => Err(Response::error(400, "more than one Host header")),
+    }
+}
+
+/// Whether the client waits for `100 Continue` before sending its body.
+fn expects_continue(request: &Request) -> bool {
+    request.version.at_least_1_1() && request.headers.contains_token("expect", "100-continue")
 }
 
 /// The body length the request announces. Only `Content-Length` bodies are

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::params::query_param;
 use super::poll::{render, since_param};
 use super::response::Response;
+use super::routes::hub_error;
 use super::App;
 use crate::http::Request;
 use crate::hub::{HubError, Since};
@@ -33,10 +34,18 @@ pub(crate) async fn answer(app: &App, request: &Request, channel: &str) -> Respo
         waited = app.hub.wait_after(channel, since, max, timeout) => waited,
         _ = shutdown.changed() => Err(HubError::Shutdown),
     };
+    let max_bytes = app.config.poll_max_bytes;
     match waited {
-        Ok(poll) => render(channel, &poll),
+        Ok(poll) => render(channel, &poll, max_bytes).0,
         // Held requests end cleanly at shutdown: answer with what exists now.
-        Err(HubError::Shutdown) => render(channel, &app.hub.history_after(channel, since, max)),
-        Err(e) => Response::error(503, &e.to_string()),
+        Err(HubError::Shutdown) => {
+            render(
+                channel,
+                &app.hub.history_after(channel, since, max),
+                max_bytes,
+            )
+            .0
+        }
+        Err(e) => hub_error(&e),
     }
 }

@@ -1,4 +1,4 @@
-//! Responses of `rtwire serve`, built whole before they are written.
+//! Responses of `rtwire serve`: a head, and a body written from its own buffer.
 
 use bytes::Bytes;
 
@@ -10,6 +10,9 @@ pub(crate) struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
+    /// The GET's body is a stream without a length (SSE): a HEAD answer
+    /// carries no `Content-Length`, and the connection closes after it.
+    pub streamed: bool,
 }
 
 impl Response {
@@ -18,6 +21,7 @@ impl Response {
             status,
             headers: vec![("Content-Type", content_type.to_owned())],
             body: body.into(),
+            streamed: false,
         }
     }
 
@@ -35,20 +39,28 @@ impl Response {
         self
     }
 
-    pub fn to_bytes(&self, keep_alive: bool) -> Vec<u8> {
+    /// The status line and headers, with the `Content-Length` of the body
+    /// (also for a HEAD request, which gets the head alone: RFC 9110 §9.3.2).
+    pub fn head(&self, keep_alive: bool) -> Vec<u8> {
+        let length = self.body.len().to_string();
+        let bodiless =
+            (100..200).contains(&self.status) || self.status == 204 || self.status == 304;
         let mut headers: Vec<(&str, &str)> =
             self.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        if !bodiless && !self.streamed {
+            headers.push(("Content-Length", &length));
+        }
         headers.push((
             "Connection",
             if keep_alive { "keep-alive" } else { "close" },
         ));
-        let mut out = Vec::with_capacity(128 + self.body.len());
+        let mut out = Vec::with_capacity(160);
         write_response(
             &mut out,
             self.status,
             reason_phrase(self.status),
             &headers,
-            &self.body,
+            &[],
         );
         out
     }

@@ -9,8 +9,11 @@ use super::metrics::Transport;
 use super::params::valid_channel;
 use super::response::Response;
 use super::{long_poll, poll, sse, websocket, App};
+use crate::hub::HubError;
 
-/// What became of the connection after a request.
+/// What became of the connection after a request. Moved once per request,
+/// so its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Next {
     /// Ready for the next request.
     KeepAlive(HttpConn<TcpStream>),
@@ -98,6 +101,7 @@ async fn handle(
 ) -> Next {
     let path = incoming.request.path().to_owned();
     let route = resolve(&incoming.request.method, &path);
+    let head_only = incoming.request.method == "HEAD";
     let response = match route {
         Route::Demo => Response::new(200, "text/html; charset=utf-8", DEMO_PAGE),
         Route::Health => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
@@ -124,8 +128,18 @@ async fn handle(
         Route::LongPoll(channel) => match authorize(app, &incoming, channel) {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::LongPoll);
-                long_poll::answer(app, &incoming.request, channel).await
+                let answer = long_poll::answer(app, &incoming.request, channel);
+                // A client that leaves frees its slot at once, not at the
+                // end of its timeout.
+                tokio::select! {
+                    response = answer => response,
+                    _ = conn.closed(app.config.max_head_bytes) => return Next::Done,
+                }
             }
+            Err(denied) => denied,
+        },
+        Route::Events(channel) if head_only => match authorize(app, &incoming, channel) {
+            Ok(_) => sse::head_response(),
             Err(denied) => denied,
         },
         Route::Events(channel) => match authorize(app, &incoming, channel) {
@@ -145,15 +159,8 @@ async fn handle(
             Err(denied) => Response::error(denied.status, &denied.reason),
         },
     };
-    let response = if incoming.request.method == "HEAD" {
-        Response {
-            body: bytes::Bytes::new(),
-            ..response
-        }
-    } else {
-        response
-    };
-    match conn.send(&response, keep_alive).await {
+    let keep_alive = keep_alive && !response.streamed;
+    match conn.send(&response, keep_alive, head_only).await {
         Ok(()) => Next::KeepAlive(conn),
         Err(_) => Next::Done,
     }
@@ -189,7 +196,19 @@ fn publish(app: &App, incoming: &Incoming, channel: &str) -> Response {
     }
     match app.hub.publish(channel, incoming.body.clone(), None) {
         Ok(message) => Response::json(202, format!("{{\"id\":\"{}\"}}\n", message.id)),
-        Err(e) => Response::error(503, &e.to_string()),
+        Err(e) => hub_error(&e),
+    }
+}
+
+/// The answer to a publish or subscribe the hub refused: the client's
+/// fault (413) or a state that may pass (503, retry later).
+pub(crate) fn hub_error(error: &HubError) -> Response {
+    match error {
+        HubError::MessageTooLarge { .. } => Response::error(413, &error.to_string()),
+        HubError::TooManyChannels { .. } => {
+            Response::error(503, &error.to_string()).header("Retry-After", "10")
+        }
+        _ => Response::error(503, &error.to_string()),
     }
 }
 
