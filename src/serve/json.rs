@@ -28,19 +28,43 @@ pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Appends `,"data":"..."` or `,"data_b64":"..."` for a payload.
+/// Appends `,"data":"..."` or `,"data_b64":"..."` for a payload: text
+/// as a string unless escaping it would make it longer than base64 does
+/// (control characters take six bytes each as `\u0001`) by more than
+/// [`ESCAPE_SLACK`], so no payload grows by more than a third and that.
 pub fn push_data(out: &mut String, data: &[u8]) {
     match std::str::from_utf8(data) {
-        Ok(text) => {
+        Ok(text) if escaped_len(text) <= base64_len(data.len()) + ESCAPE_SLACK => {
             out.push_str(",\"data\":");
             push_str(out, text);
         }
-        Err(_) => {
+        _ => {
             out.push_str(",\"data_b64\":\"");
             out.push_str(&base64::engine::general_purpose::STANDARD.encode(data));
             out.push('"');
         }
     }
+}
+
+/// The length of `s` as the body of a JSON string literal, as
+/// [`push_str`] writes it.
+fn escaped_len(s: &str) -> usize {
+    s.len()
+        + s.bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 1,
+                b if b < 0x20 => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
+}
+
+/// How much longer than base64 escaped text may be and still go as text:
+/// short messages with a few escapes stay readable.
+const ESCAPE_SLACK: usize = 32;
+
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
 }
 
 /// A JSON value of a flat command object.
@@ -280,6 +304,18 @@ mod tests {
         assert_eq!(payload(&fields).unwrap(), Bytes::from("hi 😀"));
         assert!(get_bool(&fields, "except_self"));
         assert!(!get_bool(&fields, "missing"));
+    }
+
+    #[test]
+    fn text_that_escaping_would_blow_up_goes_as_base64() {
+        let mut out = String::new();
+        push_data(&mut out, &[1u8; 300]);
+        assert!(out.starts_with(",\"data_b64\":\"AQEB"), "{out}");
+        assert_eq!(out.len(), ",\"data_b64\":\"\"".len() + 400);
+        // Ordinary text, a few escapes included, stays a string.
+        let mut out = String::new();
+        push_data(&mut out, b"line one\nline \"two\"\t\x01");
+        assert_eq!(out, ",\"data\":\"line one\\nline \\\"two\\\"\\t\\u0001\"");
     }
 
     #[test]

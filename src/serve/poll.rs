@@ -2,10 +2,12 @@
 //! the messages newer than ID (all the history without `since`), as JSON:
 //!
 //! ```text
-//! {"channel":"room","resume":"exact","messages":[{"id":"1a2b3c4d-7","data":"hi"}],"next":"1a2b3c4d-7"}
+//! {"channel":"room","resume":"exact","messages":[{"id":"1a2b3c4d-7","data":"hi"}],"next":"1a2b3c4d-7","more":false}
 //! ```
 //!
-//! `next` is the id to ask from next time. `resume` is `exact`, or `gap`
+//! `next` is the id to ask from next time; `more` says whether messages
+//! after it are already waiting (the answer stopped at `poll_max_bytes` or
+//! `poll_max_messages`): ask again at once. `resume` is `exact`, or `gap`
 //! (with `first_available`: older messages were evicted from the history),
 //! `epoch_changed` (the server restarted; ids start over) or `ahead` (the id
 //! is newer than anything published). Each answer carries an `ETag`; a
@@ -27,11 +29,12 @@ pub(crate) fn answer(app: &App, request: &Request, channel: &str) -> Response {
     let poll = app
         .hub
         .history_after(channel, since, app.config.poll_max_messages);
-    let etag = etag(&poll);
+    let (response, next) = render(channel, &poll, app.config.poll_max_bytes);
+    let etag = format!("\"{next}\"");
     if request.headers.get("if-none-match") == Some(etag.as_str()) {
         return Response::new(304, "application/json", "").header("ETag", etag);
     }
-    render(channel, &poll).header("ETag", etag)
+    response.header("ETag", etag)
 }
 
 /// The `since` query parameter: absent gives `default`, garbage is a 400.
@@ -45,27 +48,37 @@ pub(crate) fn since_param(request: &Request, default: Since) -> Result<Since, Re
     }
 }
 
-fn etag(poll: &Poll) -> String {
-    format!("\"{}\"", poll.next)
-}
-
-/// The JSON answer shared by short and long polling.
-pub(crate) fn render(channel: &str, poll: &Poll) -> Response {
+/// The JSON answer shared by short and long polling, and the id it tells
+/// the client to ask from next. Messages go in until the body would pass
+/// `max_bytes` (one always goes); if any are left, `"more":true`.
+pub(crate) fn render(channel: &str, poll: &Poll, max_bytes: usize) -> (Response, MessageId) {
     let mut out = String::from("{\"channel\":");
     push_str(&mut out, channel);
     push_resume(&mut out, &poll.resume);
     out.push_str(",\"messages\":[");
+    let mut next = poll.next;
+    let mut more = poll.more;
     for (i, message) in poll.messages.iter().enumerate() {
+        let item = message.encoded(FormatKey::JSON, encode_item);
         if i > 0 {
+            if out.len() + 1 + item.len() > max_bytes {
+                next = poll.messages[i - 1].id;
+                more = true;
+                break;
+            }
             out.push(',');
         }
-        let item = message.encoded(FormatKey::JSON, encode_item);
         out.push_str(std::str::from_utf8(&item).unwrap_or("null"));
     }
     out.push_str("],\"next\":");
-    push_id(&mut out, Some(poll.next));
-    out.push_str("}\n");
-    Response::json(200, out).header("Cache-Control", "no-store")
+    push_id(&mut out, Some(next));
+    out.push_str(if more {
+        ",\"more\":true}\n"
+    } else {
+        ",\"more\":false}\n"
+    });
+    let response = Response::json(200, out).header("Cache-Control", "no-store");
+    (response, next)
 }
 
 /// Appends `,"resume":...` (and `first_available` for a gap): how a
