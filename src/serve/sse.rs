@@ -21,12 +21,13 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::http_conn::HttpConn;
 use super::params::query_param;
 use super::response::Response;
+use super::routes::hub_error;
 use super::App;
 use crate::http::Request;
 use crate::hub::{Closed, FormatKey, HubMessage, MessageId, Resume, Since};
@@ -49,16 +50,14 @@ pub(crate) async fn stream(
         Some(Ok(id)) => Since::After(id),
         Some(Err(_)) => {
             let bad = Response::error(400, "invalid Last-Event-ID: expected an id like 1a2b3c4d-7");
-            let _ = conn.send(&bad, false).await;
+            let _ = conn.send(&bad, false, false).await;
             return;
         }
     };
     let mut subscription = match app.hub.subscribe(channel, since) {
         Ok(subscription) => subscription,
         Err(e) => {
-            let _ = conn
-                .send(&Response::error(503, &e.to_string()), false)
-                .await;
+            let _ = conn.send(&hub_error(&e), false, false).await;
             return;
         }
     };
@@ -70,8 +69,7 @@ pub(crate) async fn stream(
     if let Some(notice) = resume_notice(&subscription.resume()) {
         head.push_str(&notice);
     }
-    let io = &mut conn.io;
-    if io.write_all(head.as_bytes()).await.is_err() {
+    if conn.write_all(head.as_bytes()).await.is_err() {
         return;
     }
     let mut heartbeat = tokio::time::interval_at(
@@ -86,7 +84,7 @@ pub(crate) async fn stream(
                 Ok(message) => message.encoded(FormatKey::SSE, encode_event),
                 Err(Closed::Lagged) => {
                     let last = subscription.last_seen().map(|id| id.to_string()).unwrap_or_default();
-                    let _ = io.write_all(format!("event: lagged\ndata: {last}\n\n").as_bytes()).await;
+                    let _ = conn.write_all(format!("event: lagged\ndata: {last}\n\n").as_bytes()).await;
                     return;
                 }
                 Err(_) => return,
@@ -94,15 +92,26 @@ pub(crate) async fn stream(
             _ = heartbeat.tick() => Bytes::from_static(b": heartbeat\n\n"),
             _ = shutdown.changed() => return,
             // The client sends nothing more; a read that ends means it left.
-            read = io.read(&mut probe) => match read {
+            read = conn.io.read(&mut probe) => match read {
                 Ok(n) if n > 0 => continue,
                 _ => return,
             },
         };
-        if io.write_all(&chunk).await.is_err() {
+        // A client that accepts nothing for the write timeout is dropped,
+        // and its subscription with it.
+        if conn.write_all(&chunk).await.is_err() {
             return;
         }
     }
+}
+
+/// What a HEAD request on an events route gets: the stream's head, no
+/// stream (RFC 9110 §9.3.2).
+pub(crate) fn head_response() -> Response {
+    let mut response =
+        Response::new(200, "text/event-stream", "").header("Cache-Control", "no-cache");
+    response.streamed = true;
+    response
 }
 
 fn resume_notice(resume: &Resume) -> Option<String> {

@@ -67,13 +67,15 @@ pub(crate) async fn serve(
     let config = AcceptConfig {
         connection: Config::default()
             .max_message_size(app.config.ws_max_message)
-            .max_frame_size(app.config.ws_max_message),
+            .max_frame_size(app.config.ws_max_message)
+            .keepalive(app.config.ws_keepalive),
         deflate: app.config.ws_deflate.clone(),
         ..AcceptConfig::default()
     };
     let Ok(mut socket) = ws::accept_request(conn.io, request, &conn.buf, &config).await else {
         return;
     };
+    socket.set_write_timeout(Some(app.config.write_timeout));
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let mut session = Session {
         app,
@@ -88,11 +90,16 @@ pub(crate) async fn serve(
         let _ = socket.feed(Message::text(reply));
     }
     let mut shutdown = app.shutdown.clone();
+    // A socket in no room is closed after ws_idle_timeout without a command.
+    let idle_for = app.config.ws_idle_timeout;
+    let idle = tokio::time::sleep(idle_for);
+    tokio::pin!(idle);
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Ok(Some(Message::Text(text))) => {
                     let reply = session.command(text.as_str());
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_for);
                     if !reply.is_empty() && socket.send(Message::text(reply)).await.is_err() {
                         break;
                     }
@@ -121,6 +128,10 @@ pub(crate) async fn serve(
             },
             _ = shutdown.changed() => {
                 close(&mut socket, CloseCode::GOING_AWAY, "server shutting down").await;
+                break;
+            }
+            () = &mut idle, if session.rooms.is_empty() => {
+                close(&mut socket, CloseCode::POLICY_VIOLATION, "idle: joined no room").await;
                 break;
             }
         }
@@ -206,6 +217,10 @@ impl Session<'_> {
         }
         if self.rooms.contains_key(channel) {
             return error("already joined");
+        }
+        let limit = self.app.config.ws_max_rooms;
+        if self.rooms.len() >= limit {
+            return error(&format!("too many rooms: at most {limit} per socket"));
         }
         let mut subscription = match self.app.hub.subscribe_with(
             channel,
