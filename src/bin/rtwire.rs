@@ -4,21 +4,37 @@
 use std::process::ExitCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
 use rtwire::proto::deflate::DeflateConfig;
-use rtwire::proto::Message;
-use rtwire::serve::{ServeConfig, Server, TokenAuth};
+use rtwire::proto::{Config, Keepalive, Message};
+use rtwire::serve::{
+    raise_descriptor_limit, Accepted, Acceptor, ServeConfig, Server, TokenAuth, UserTokens,
+};
 use rtwire::ws::{self, AcceptConfig, ConnectConfig, Error, WebSocket};
 
 const USAGE: &str = "\
 usage:
   rtwire serve [--host ADDR] [--port PORT] [--publish-token T] [--subscribe-token T]
-               [--max-connections N] [--max-body BYTES]
+               [--user-secret-file PATH] [--max-connections N] [--max-body BYTES]
       pub/sub hub over WebSocket, SSE, long and short polling (default 127.0.0.1:8080)
-  rtwire echo [--host ADDR] [--port PORT]
+  rtwire token USER --user-secret-file PATH [--expires SECONDS]
+      print a signed user token for `serve --user-secret-file PATH` (default: valid 1 day)
+  rtwire echo [--host ADDR] [--port PORT] [--max-connections N] [--max-message BYTES]
       WebSocket echo server for any number of clients (default 127.0.0.1:9001)
   rtwire autobahn-client [--url ws://127.0.0.1:9001] [--agent rtwire]
       run every case of an Autobahn fuzzingserver, then ask it to write its reports
 ";
+
+/// Descriptors kept for the process itself (listener, spare, runtime, logs)
+/// when the connection cap is derived from the descriptor limit.
+const RESERVED_DESCRIPTORS: u64 = 64;
+/// The default connection cap, where descriptors allow.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,6 +62,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "echo" => runtime.block_on(echo_server(options)),
         "serve" => runtime.block_on(serve(options)),
+        "token" => return mint_token(options),
         "autobahn-client" => runtime.block_on(autobahn_client(options)),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
@@ -74,6 +91,11 @@ struct Options {
     subscribe_token: Option<String>,
     max_connections: Option<usize>,
     max_body: Option<usize>,
+    max_message: Option<usize>,
+    user_secret_file: Option<String>,
+    expires: u64,
+    /// Arguments that are not options (the user of `token`).
+    positional: Vec<String>,
 }
 
 impl Options {
@@ -87,6 +109,10 @@ impl Options {
             subscribe_token: None,
             max_connections: None,
             max_body: None,
+            max_message: None,
+            user_secret_file: None,
+            expires: 86_400,
+            positional: Vec::new(),
         };
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -115,9 +141,20 @@ impl Options {
                     options.max_body =
                         Some(v.parse().map_err(|_| format!("bad --max-body {v:?}"))?);
                 }
+                "--max-message" => {
+                    let v = value()?;
+                    options.max_message =
+                        Some(v.parse().map_err(|_| format!("bad --max-message {v:?}"))?);
+                }
+                "--user-secret-file" => options.user_secret_file = Some(value()?),
+                "--expires" => {
+                    let v = value()?;
+                    options.expires = v.parse().map_err(|_| format!("bad --expires {v:?}"))?;
+                }
                 "--url" => options.url = value()?.trim_end_matches('/').to_owned(),
                 "--agent" => options.agent = value()?,
-                other => return Err(format!("unknown option {other:?}")),
+                other if other.starts_with('-') => return Err(format!("unknown option {other:?}")),
+                other => options.positional.push(other.to_owned()),
             }
         }
         Ok(options)
@@ -130,16 +167,18 @@ async fn serve(options: Options) -> Result<(), String> {
     config.addr = format!("{}:{port}", options.host)
         .parse()
         .map_err(|_| format!("bad address {}:{port}", options.host))?;
-    if let Some(n) = options.max_connections {
-        config.max_connections = n;
-    }
+    config.max_connections = connection_cap(options.max_connections, "serve");
     if let Some(n) = options.max_body {
         config.max_body_bytes = n;
     }
+    let user_tokens = match &options.user_secret_file {
+        Some(path) => Some(user_tokens(path)?),
+        None => None,
+    };
     let auth = TokenAuth {
         publish_token: options.publish_token,
         subscribe_token: options.subscribe_token,
-        ..TokenAuth::default()
+        user_tokens,
     };
     let server = Server::bind(config, auth)
         .await
@@ -155,6 +194,69 @@ async fn serve(options: Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     eprintln!("rtwire serve: stopped");
     Ok(())
+}
+
+/// The connection cap: the one asked for, or 10,000 where descriptors
+/// allow. The descriptor limit is first raised to its hard limit; a cap
+/// above what descriptors allow is lowered, with a warning.
+fn connection_cap(asked: Option<usize>, command: &str) -> usize {
+    let room = match raise_descriptor_limit() {
+        Ok(Some(limit)) => usize::try_from(limit.saturating_sub(RESERVED_DESCRIPTORS)).ok(),
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("rtwire {command}: cannot read the descriptor limit: {e}");
+            None
+        }
+    };
+    let wanted = asked.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    match room {
+        Some(room) if room < wanted => {
+            if asked.is_some() {
+                eprintln!(
+                    "rtwire {command}: --max-connections {wanted} exceeds the descriptor limit; using {room}"
+                );
+            }
+            room.max(1)
+        }
+        _ => wanted,
+    }
+}
+
+/// The user-token signer from a secret file (one trailing newline ignored).
+fn user_tokens(path: &str) -> Result<UserTokens, String> {
+    let secret = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let secret = secret.strip_suffix(b"\n").unwrap_or(&secret);
+    UserTokens::new(secret).map_err(|e| format!("{path}: {e}"))
+}
+
+/// `rtwire token USER`: prints a user token valid for `--expires` seconds.
+fn mint_token(options: Options) -> ExitCode {
+    let result = (|| {
+        let [user] = options.positional.as_slice() else {
+            return Err("token needs exactly one USER".to_owned());
+        };
+        let path = options
+            .user_secret_file
+            .as_deref()
+            .ok_or("token needs --user-secret-file PATH")?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        user_tokens(path)?
+            .mint(user, now.saturating_add(options.expires))
+            .map_err(|e| e.to_string())
+    })();
+    match result {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("rtwire: {message}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -181,26 +283,67 @@ async fn echo_server(options: Options) -> Result<(), String> {
         .map_err(cannot)?
         .next()
         .ok_or_else(|| format!("{} resolves to no address", options.host))?;
+    let max_connections = connection_cap(options.max_connections, "echo");
     // Load tests open thousands of connections at once: a deep backlog.
     let listener = rtwire::serve::listen(address, 4096).map_err(cannot)?;
-    eprintln!("rtwire echo: listening on ws://{}:{port}", options.host);
+    eprintln!(
+        "rtwire echo: listening on ws://{}:{port} (at most {max_connections} connections)",
+        options.host
+    );
+    // Autobahn's largest messages are 16 MiB; a public echo holds at most
+    // this much per connection for a peer that does not read.
+    let max_message = options.max_message.unwrap_or(16 << 20);
+    let config = Arc::new(
+        AcceptConfig::default()
+            .deflate(DeflateConfig::default())
+            .connection(
+                Config::default()
+                    .max_message_size(max_message)
+                    .max_frame_size(max_message)
+                    .keepalive(Some(Keepalive {
+                        interval: Duration::from_secs(30),
+                        timeout: Duration::from_secs(20),
+                    })),
+            ),
+    );
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut acceptor = Acceptor::new(listener, "rtwire echo");
     loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of file descriptors and the like: keep serving the others.
-            Err(e) => {
-                eprintln!("rtwire echo: accept failed: {e}");
-                continue;
-            }
+        let (stream, reason) = match acceptor.accept().await {
+            Accepted::Stream(stream, _peer) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let _ = stream.set_nodelay(true);
+                    let config = config.clone();
+                    tokio::spawn(async move {
+                        if let Ok(mut socket) = ws::accept_with(stream, &config).await {
+                            socket.set_write_timeout(Some(Duration::from_secs(30)));
+                            let _ = echo(&mut socket).await;
+                        }
+                        drop(permit);
+                    });
+                    continue;
+                }
+                Err(_) => (stream, "too many connections"),
+            },
+            Accepted::OutOfDescriptors(stream) => (stream, "server out of descriptors"),
         };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let config = AcceptConfig::default().deflate(DeflateConfig::default());
-            if let Ok(mut socket) = ws::accept_with(stream, &config).await {
-                let _ = echo(&mut socket).await;
-            }
-        });
+        tokio::spawn(refuse(stream, reason));
     }
+}
+
+/// Answers 503 and closes, within a second.
+async fn refuse(mut stream: TcpStream, reason: &str) {
+    let mut out = Vec::new();
+    let body = format!("{reason}\n");
+    let headers = [("Content-Type", "text/plain"), ("Connection", "close")];
+    rtwire::http::write_response(
+        &mut out,
+        503,
+        "Service Unavailable",
+        &headers,
+        body.as_bytes(),
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
 }
 
 /// Sends every data message back until the connection ends. Messages that
@@ -208,6 +351,10 @@ async fn echo_server(options: Options) -> Result<(), String> {
 async fn echo<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut WebSocket<S>) -> Result<(), Error> {
     while let Some(message) = socket.recv().await? {
         if message.is_data() {
+            let conn = socket.connection();
+            if conn.buffered_output() >= conn.config().max_write_buffer {
+                socket.flush().await?;
+            }
             socket.feed(message)?;
             if !socket.has_buffered_message() {
                 socket.flush().await?;

@@ -17,6 +17,7 @@
 //! Every transport is a thin adapter between the hub and its wire format;
 //! a message published once reaches all of them with the same id.
 
+mod accept;
 mod auth;
 mod http_conn;
 mod json;
@@ -29,6 +30,7 @@ mod routes;
 mod sse;
 mod websocket;
 
+pub use accept::{raise_descriptor_limit, Accepted, Acceptor};
 pub use auth::{Action, AuthHook, Denied, TokenAuth, UserTokenError, UserTokens, MIN_SECRET_LEN};
 pub use params::{valid_channel, MAX_CHANNEL_LEN};
 
@@ -49,6 +51,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::hub::{Hub, HubConfig};
 use crate::proto::deflate::DeflateConfig;
+use crate::proto::Keepalive;
 use http_conn::HttpConn;
 use metrics::Metrics;
 use response::Response;
@@ -63,8 +66,17 @@ pub struct ServeConfig {
     pub max_head_bytes: usize,
     /// Largest request body; larger gets 413. Default 1 MiB.
     pub max_body_bytes: usize,
-    /// Time for a request head (or body) to arrive once started; else 408. Default 10 s.
+    /// Time for a whole request head to arrive from its first byte, however
+    /// it trickles in; else 408. Default 10 s.
     pub head_timeout: Duration,
+    /// The slowest a body may arrive: it gets `head_timeout` plus its
+    /// length at this rate, in bytes per second; else 408. Default 16 KiB/s
+    /// (a 1 MiB body has 74 s).
+    pub body_min_rate: usize,
+    /// How long any write may wait for the client to accept a byte, on
+    /// every transport; then the connection is closed and its slot,
+    /// descriptor and buffers freed. Default 30 s.
+    pub write_timeout: Duration,
     /// How long an idle keep-alive connection is kept. Default 60 s.
     pub idle_timeout: Duration,
     /// Open connections at most; beyond, 503. Default 10,000.
@@ -80,6 +92,10 @@ pub struct ServeConfig {
     pub long_poll_max: Duration,
     /// Most messages in one poll answer. Default 1000.
     pub poll_max_messages: usize,
+    /// Largest poll answer body, in bytes: messages past it wait for the
+    /// next poll (`"more":true`, ask again from `next`). One message is
+    /// always sent, whatever its size. Default 1 MiB.
+    pub poll_max_bytes: usize,
     /// SSE comment heartbeat interval. Default 15 s.
     pub sse_heartbeat: Duration,
     /// SSE `retry:` advice to clients. Default 3 s.
@@ -88,6 +104,14 @@ pub struct ServeConfig {
     pub ws_max_message: usize,
     /// permessage-deflate for `/ws`; default: the lean configuration.
     pub ws_deflate: Option<DeflateConfig>,
+    /// Pings for silent `/ws` sockets, and how long they have to answer.
+    /// Default: a ping after 30 s of silence, 20 s to answer.
+    pub ws_keepalive: Option<Keepalive>,
+    /// A `/ws` socket that has joined no room for this long is closed
+    /// (1008). Default 60 s.
+    pub ws_idle_timeout: Duration,
+    /// Rooms one `/ws` socket may join at once. Default 100.
+    pub ws_max_rooms: usize,
     /// How long shutdown waits for open requests. Default 5 s.
     pub shutdown_grace: Duration,
     /// The hub's limits.
@@ -101,16 +125,25 @@ impl Default for ServeConfig {
             max_head_bytes: 8 * 1024,
             max_body_bytes: 1 << 20,
             head_timeout: Duration::from_secs(10),
+            body_min_rate: 16 * 1024,
+            write_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             listen_backlog: 4096,
             long_poll_timeout: Duration::from_secs(30),
             long_poll_max: Duration::from_secs(120),
             poll_max_messages: 1000,
+            poll_max_bytes: 1 << 20,
             sse_heartbeat: Duration::from_secs(15),
             sse_retry: Duration::from_secs(3),
             ws_max_message: 1 << 20,
             ws_deflate: Some(DeflateConfig::lean()),
+            ws_keepalive: Some(Keepalive {
+                interval: Duration::from_secs(30),
+                timeout: Duration::from_secs(20),
+            }),
+            ws_idle_timeout: Duration::from_secs(60),
+            ws_max_rooms: 100,
             shutdown_grace: Duration::from_secs(5),
             hub: HubConfig::default(),
         }
@@ -130,6 +163,11 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(backlog)
 }
+
+/// Clients over the connection cap being answered with 503 at once.
+const REFUSALS_AT_ONCE: usize = 256;
+/// How long a 503 to a client over the cap may take to write.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// What every connection task shares.
 pub(crate) struct App {
@@ -197,6 +235,11 @@ impl Server {
             stop,
         } = self;
         let slots = Arc::new(Semaphore::new(app.config.max_connections));
+        // Answering a client over the cap holds a descriptor for a moment:
+        // that too is bounded, past it they are closed at once.
+        let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
+        let mut acceptor = Acceptor::new(listener, "rtwire serve");
+        let write_timeout = app.config.write_timeout;
         let mut tasks = tokio::task::JoinSet::new();
         let minute = Duration::from_secs(60);
         let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
@@ -208,30 +251,37 @@ impl Server {
                     app.hub.sweep();
                     app.metrics.log_summary(&app.hub);
                 }
-                accepted = listener.accept() => {
-                    let Ok((stream, _peer)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let app = app.clone();
-                    match slots.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            tasks.spawn(async move {
-                                routes::serve_connection(app, HttpConn::new(stream)).await;
-                                drop(permit);
-                            });
+                accepted = acceptor.accept() => {
+                    let (stream, over_cap) = match accepted {
+                        Accepted::Stream(stream, _peer) => {
+                            match slots.clone().try_acquire_owned() {
+                                Ok(permit) => {
+                                    let app = app.clone();
+                                    tasks.spawn(async move {
+                                        let conn = HttpConn::new(stream, write_timeout);
+                                        routes::serve_connection(app, conn).await;
+                                        drop(permit);
+                                    });
+                                    continue;
+                                }
+                                Err(_) => (stream, "too many connections"),
+                            }
                         }
-                        Err(_) => {
-                            tasks.spawn(async move {
-                                let busy = Response::error(503, "too many connections");
-                                HttpConn::new(stream).reject(&busy).await;
-                            });
-                        }
+                        Accepted::OutOfDescriptors(stream) => (stream, "server out of descriptors"),
+                    };
+                    if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                        tasks.spawn(async move {
+                            let busy = Response::error(503, over_cap).header("Retry-After", "1");
+                            HttpConn::new(stream, REFUSAL_TIME).reject(&busy).await;
+                            drop(permit);
+                        });
                     }
                 }
                 // Reap finished tasks so the set does not grow.
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
-        drop(listener);
+        drop(acceptor);
         let _ = stop.send(true);
         app.hub.shutdown();
         let grace = app.config.shutdown_grace;
