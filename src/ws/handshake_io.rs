@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 
 use super::{Error, WebSocket};
 use crate::handshake::{self, ClientHandshake, HandshakeError, ServerHook, ServerOptions, WsUrl};
-use crate::http::{HeadLimits, Parse, Request, Response};
+use crate::http::{HeadLimits, Parse, Request, RequestParser, Response, ResponseParser};
 use crate::proto::deflate::DeflateConfig;
 use crate::proto::{Config, Connection, Role};
 
@@ -101,7 +101,10 @@ pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<WebSocket<S>, Error> {
     let read = tokio::time::timeout(
         config.handshake_timeout,
-        read_head(&mut stream, &config.head_limits, Request::parse),
+        read_head(&mut stream, &config.head_limits, {
+            let mut parser = RequestParser::new();
+            move |buf: &[u8], limits: &HeadLimits| parser.parse(buf, limits)
+        }),
     )
     .await;
     let (request, leftover) = match read {
@@ -231,9 +234,9 @@ pub async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let handshake = ClientHandshake::new(url, &config.protocols, offer.as_deref());
     stream.write_all(&handshake.request()).await?;
     stream.flush().await?;
-    let (response, leftover) = match read_head(&mut stream, &config.head_limits, Response::parse)
-        .await
-    {
+    let mut parser = ResponseParser::new();
+    let parse = |buf: &[u8], limits: &HeadLimits| parser.parse(buf, limits);
+    let (response, leftover) = match read_head(&mut stream, &config.head_limits, parse).await {
         Ok(found) => found,
         Err(ReadHeadError::Io(e)) => return Err(Error::Io(e)),
         Err(ReadHeadError::Eof) => return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
@@ -259,11 +262,13 @@ enum ReadHeadError {
     Http(crate::http::HttpError),
 }
 
-/// Reads until `parse` finds a whole head; returns it and the bytes after it.
+/// Reads until `parse` finds a whole head; returns it and the bytes after
+/// it. `parse` is a resumable parser's: each read is parsed once, so a
+/// head trickled in a byte at a time costs what it costs in one piece.
 async fn read_head<S, T>(
     stream: &mut S,
     limits: &HeadLimits,
-    parse: fn(&[u8], &HeadLimits) -> Result<Parse<T>, crate::http::HttpError>,
+    mut parse: impl FnMut(&[u8], &HeadLimits) -> Result<Parse<T>, crate::http::HttpError>,
 ) -> Result<(T, BytesMut), ReadHeadError>
 where
     S: AsyncRead + Unpin,
