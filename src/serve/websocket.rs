@@ -14,10 +14,14 @@
 //! delivery, `{"type":"joined","channel":"room","resume":"exact"}`,
 //! `{"type":"left",...}`, `{"type":"published","channel":"room","id":"ID"}`,
 //! and `{"type":"error","reason":"..."}` for a bad command. A client with
-//! an identity (`?user=NAME`) is joined to `user:NAME` from the start.
+//! an identity (a verified user token, see [`TokenAuth`](super::TokenAuth))
+//! is joined to `user:NAME` from the start.
 //!
 //! A socket that cannot keep up with a room is closed with 1013 (try again
 //! later) and the last id it got, from which it can rejoin with `since`.
+//! A socket joins at most `ws_max_rooms` rooms, is closed with 1008 after
+//! `ws_idle_timeout` in no room, is pinged when silent (`ws_keepalive`),
+//! and is dropped when it accepts no bytes for `write_timeout`.
 
 use bytes::Bytes;
 use std::collections::HashMap;
