@@ -600,6 +600,35 @@ async fn tokens_and_connection_limit() {
 }
 
 #[tokio::test]
+async fn idle_and_slow_connections_yield_their_slots_to_new_clients() {
+    let mut config = ServeConfig::default();
+    config.max_connections = 2;
+    let server = start_with(config, TokenAuth::default()).await;
+    let addr = server.addr;
+    // An idle connection and a slowloris head that has been trickling for
+    // over a second hold both slots.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /heal").await.unwrap();
+    // Connections are accepted in order, so these two hold the slots; the
+    // head must be over a second old before it counts as slow.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A new client is served, not refused: both yield their slots.
+    let (status, _, body) = get(addr, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "an idle connection is closed quietly");
+    slow.read_to_end(&mut rest).await.unwrap();
+    assert!(
+        rest.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn keep_alive_serves_many_requests_and_etag_gives_304() {
     let server = start().await;
     let addr = server.addr;

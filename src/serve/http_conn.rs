@@ -5,6 +5,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::response::Response;
@@ -61,7 +62,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
     /// `head_timeout` of its first byte (else 408), however it trickles in;
     /// the body within `head_timeout` plus its length at `body_min_rate`.
     /// An idle connection is closed quietly after `idle_timeout`.
-    pub async fn read_request(&mut self, config: &ServeConfig) -> Read {
+    ///
+    /// When `shed` is notified (every slot is taken and a new client
+    /// waits), a connection that is idle between requests, or whose head
+    /// has taken over [`SHED_AFTER`] so far, is closed at once to make
+    /// room: a slow or idle client yields its slot to a new one.
+    pub async fn read_request(&mut self, config: &ServeConfig, shed: &Notify) -> Read {
         let limits = HeadLimits {
             max_head_bytes: config.max_head_bytes,
             ..HeadLimits::default()
@@ -76,7 +82,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
                 Err(e) => return Read::Reject(http_error(&e)),
             }
             let until = head_deadline.unwrap_or_else(|| Instant::now() + config.idle_timeout);
-            match self.read_more(until).await {
+            let read = tokio::select! {
+                read = self.read_more(until) => read,
+                () = shed.notified(), if sheddable(head_deadline, config) => {
+                    return match head_deadline {
+                        None => Read::Closed,
+                        Some(_) => Read::Reject(Response::error(408, "request head too slow")),
+                    };
+                }
+            };
+            match read {
                 Ok(true) => {
                     head_deadline.get_or_insert_with(|| Instant::now() + config.head_timeout);
                 }
@@ -218,6 +233,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
             }
         }
         Ok(())
+    }
+}
+
+/// How long a head may have been arriving before a connection yields its
+/// slot to a new client when every slot is taken.
+pub(crate) const SHED_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether a connection waiting for a head may be closed to make room:
+/// idle (no head begun), or its head began over [`SHED_AFTER`] ago.
+fn sheddable(head_deadline: Option<Instant>, config: &ServeConfig) -> bool {
+    match head_deadline {
+        None => true,
+        Some(deadline) => Instant::now() + config.head_timeout >= deadline + SHED_AFTER,
     }
 }
 

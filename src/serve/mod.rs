@@ -47,7 +47,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::hub::{Hub, HubConfig};
 use crate::proto::deflate::DeflateConfig;
@@ -166,6 +166,8 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 
 /// Clients over the connection cap being answered with 503 at once.
 const REFUSALS_AT_ONCE: usize = 256;
+/// How long a client over the cap waits for a slot that shedding frees.
+const SLOT_WAIT: Duration = Duration::from_millis(250);
 /// How long a 503 to a client over the cap may take to write.
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
@@ -177,6 +179,9 @@ pub(crate) struct App {
     pub metrics: Metrics,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Notified when every slot is taken and a new client waits: idle and
+    /// slow connections close to make room.
+    pub shed: Notify,
 }
 
 /// A bound server; [`run_until`](Server::run_until) serves.
@@ -206,6 +211,7 @@ impl Server {
             auth: Box::new(auth),
             metrics: Metrics::default(),
             shutdown,
+            shed: Notify::new(),
         });
         Ok(Server {
             listener,
@@ -264,18 +270,38 @@ impl Server {
                                     });
                                     continue;
                                 }
-                                Err(_) => (stream, "too many connections"),
+                                Err(_) => (stream, Some(slots.clone())),
                             }
                         }
-                        Accepted::OutOfDescriptors(stream) => (stream, "server out of descriptors"),
+                        Accepted::OutOfDescriptors(stream) => (stream, None),
                     };
-                    if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                        tasks.spawn(async move {
-                            let busy = Response::error(503, over_cap).header("Retry-After", "1");
-                            HttpConn::new(stream, REFUSAL_TIME).reject(&busy).await;
-                            drop(permit);
-                        });
-                    }
+                    let Ok(waiting) = refusals.clone().try_acquire_owned() else {
+                        continue; // dropped: closed at once
+                    };
+                    let app = app.clone();
+                    tasks.spawn(async move {
+                        // Every slot is taken: idle and slow connections
+                        // make room, and this client gets the first slot
+                        // freed, or a 503 soon.
+                        let reason = match over_cap {
+                            Some(_) => "too many connections",
+                            None => "server out of descriptors",
+                        };
+                        if let Some(slots) = over_cap {
+                            app.shed.notify_waiters();
+                            let slot = tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await;
+                            if let Ok(Ok(permit)) = slot {
+                                drop(waiting);
+                                let conn = HttpConn::new(stream, write_timeout);
+                                routes::serve_connection(app, conn).await;
+                                drop(permit);
+                                return;
+                            }
+                        }
+                        let busy = Response::error(503, reason).header("Retry-After", "1");
+                        HttpConn::new(stream, REFUSAL_TIME).reject(&busy).await;
+                        drop(waiting);
+                    });
                 }
                 // Reap finished tasks so the set does not grow.
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}

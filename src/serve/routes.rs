@@ -26,7 +26,7 @@ pub(crate) async fn serve_connection(app: Arc<App>, mut conn: HttpConn<TcpStream
     let mut shutdown = app.shutdown.clone();
     loop {
         let read = tokio::select! {
-            read = conn.read_request(&app.config) => read,
+            read = conn.read_request(&app.config, &app.shed) => read,
             _ = shutdown.changed() => return,
         };
         let incoming = match read {
