@@ -440,19 +440,7 @@ impl Hub {
             return 0;
         }
         let mut registry = self.registry_mut();
-        let mut removed = 0;
-        for channel in candidates {
-            let mut state = channel.lock();
-            // Checked again: someone may have subscribed in between.
-            if state.removed || !state.is_idle(now, idle) {
-                continue;
-            }
-            state.removed = true;
-            registry.seq_floor = registry.seq_floor.max(state.last_seq());
-            registry.channels.remove(&channel.name);
-            removed += 1;
-        }
-        removed
+        remove_channels(&mut registry, candidates, |state| state.is_idle(now, idle))
     }
 
     /// Shuts the hub down: every subscription ends with
@@ -595,12 +583,23 @@ fn evict_unlistened(registry: &mut Registry, batch: usize) -> usize {
         candidates.select_nth_unstable_by_key(batch - 1, |(at, _)| *at);
         candidates.truncate(batch);
     }
+    let candidates = candidates.into_iter().map(|(_, channel)| channel);
+    remove_channels(registry, candidates, ChannelState::is_unlistened)
+}
+
+/// Removes each candidate that still satisfies `still` under its lock (a
+/// caller that looked it up before the registry was locked may have
+/// subscribed since); returns how many. Ids are never reused: the floor
+/// rises past the removed channels' numbers.
+fn remove_channels(
+    registry: &mut Registry,
+    candidates: impl IntoIterator<Item = Arc<Channel>>,
+    still: impl Fn(&ChannelState) -> bool,
+) -> usize {
     let mut removed = 0;
-    for (_, channel) in candidates {
+    for channel in candidates {
         let mut state = channel.lock();
-        // Checked again: a caller that looked the channel up before the
-        // registry was locked may have subscribed since.
-        if state.removed || !state.is_unlistened() {
+        if state.removed || !still(&state) {
             continue;
         }
         state.removed = true;
