@@ -31,8 +31,9 @@ _LIVE_LOCK = threading.Lock()
 
 def kill_all_servers():
     with _LIVE_LOCK:
-        procs = list(_LIVE.values())
-    for p in procs:
+        servers = list(_LIVE.values())
+    for server in servers:
+        p = server.proc
         try:
             os.kill(p.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -104,6 +105,20 @@ def proc_runtime_s(pid):
     return total / 1e9
 
 
+def core_times(core):
+    """(busy, total) jiffies of one CPU from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("cpu%d " % core):
+                    v = [int(x) for x in line.split()[1:]]
+                    idle = v[3] + (v[4] if len(v) > 4 else 0)
+                    return sum(v) - idle, sum(v)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class Server:
     """`taskset -c 0 BINARY MODE --host 127.0.0.1 --port P ARGS`."""
 
@@ -114,7 +129,6 @@ class Server:
         self.nofile = nofile
         self.port = free_port()
         self.proc = None
-        self.stderr_path = None
         self._stderr = None
 
     def label(self):
@@ -139,13 +153,16 @@ class Server:
             if nofile:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-        fd, self.stderr_path = tempfile.mkstemp(prefix="rtwire-hostile-", suffix=".stderr")
+        # The server's stderr goes to an unlinked temporary file: nothing is
+        # left behind however the harness ends; size and head via the fd.
+        fd, path = tempfile.mkstemp(prefix="rtwire-hostile-", suffix=".stderr")
+        os.unlink(path)
         self._stderr = os.fdopen(fd, "wb")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self._stderr,
                                      preexec_fn=child_setup, close_fds=True)
         with _LIVE_LOCK:
-            _LIVE[self.proc.pid] = self.proc
+            _LIVE[self.proc.pid] = self
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -177,15 +194,14 @@ class Server:
 
     def stderr_bytes(self):
         try:
-            return os.path.getsize(self.stderr_path)
-        except (OSError, TypeError):
+            return os.fstat(self._stderr.fileno()).st_size
+        except (OSError, AttributeError, ValueError):
             return 0
 
     def stderr_head(self, n=400):
         try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read(n).decode("utf-8", "replace").strip()
-        except (OSError, TypeError):
+            return os.pread(self._stderr.fileno(), n, 0).decode("utf-8", "replace").strip()
+        except (OSError, AttributeError, ValueError):
             return ""
 
     def stop(self):
@@ -203,12 +219,6 @@ class Server:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
-        if self.stderr_path:
-            try:
-                os.unlink(self.stderr_path)
-            except OSError:
-                pass
-            self.stderr_path = None
 
 
 class Sampler(threading.Thread):
