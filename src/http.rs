@@ -893,10 +893,7 @@ pub fn write_response(
     headers: &[(&str, &str)],
     body: &[u8],
 ) {
-    out.extend_from_slice(format!("HTTP/1.1 {status:03} ").as_bytes());
-    push_field(out, reason);
-    out.extend_from_slice(b"\r\n");
-    push_headers(out, headers);
+    write_status_and_headers(out, status, reason, headers);
     let bodiless = (100..200).contains(&status) || status == 204 || status == 304;
     let has_length = headers
         .iter()
@@ -906,6 +903,34 @@ pub fn write_response(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
+}
+
+/// Appends a response head exactly as given: the status line, the
+/// headers and the blank line, adding no `Content-Length` (for a body
+/// written separately, or a stream that ends with the connection).
+///
+/// CR, LF and NUL in any argument are written as spaces.
+///
+/// ```
+/// let mut out = Vec::new();
+/// rtwire::http::write_response_head(&mut out, 200, "OK", &[("Content-Type", "text/event-stream")]);
+/// assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+/// ```
+pub fn write_response_head(out: &mut Vec<u8>, status: u16, reason: &str, headers: &[(&str, &str)]) {
+    write_status_and_headers(out, status, reason, headers);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_status_and_headers(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: &str,
+    headers: &[(&str, &str)],
+) {
+    out.extend_from_slice(format!("HTTP/1.1 {status:03} ").as_bytes());
+    push_field(out, reason);
+    out.extend_from_slice(b"\r\n");
+    push_headers(out, headers);
 }
 
 /// The standard reason phrase for common status codes, `""` for others.

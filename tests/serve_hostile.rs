@@ -1135,7 +1135,7 @@ async fn http_details_are_right() {
     assert_eq!(answer.header("content-type"), Some("text/event-stream"));
     assert!(answer.body.is_empty(), "{:?}", answer.text());
     // (Its Content-Length, and the connection without `Connection: close`:
-    // two ignored tests at the end.)
+    // two tests at the end.)
 
     // HEAD /healthz then GET /healthz on one connection: the same length,
     // and no body after the HEAD (the GET's answer follows at once).
@@ -1264,15 +1264,12 @@ async fn idle_and_unresponsive_websockets_are_closed() {
     server.shutdown().await;
 }
 
-// ----- server bugs these tests found (ignored until fixed) -----
+// ----- server bugs these tests found, now fixed -----
 
 /// A HEAD answer on an events route carries the GET's header fields, and
 /// the GET's answer has no `Content-Length` (an endless stream): neither
 /// may the HEAD's (RFC 9110 §9.3.2, §8.6: it would claim an empty body).
 #[tokio::test]
-#[ignore = "server bug: HEAD on /channels/{name}/events answers `Content-Length: 0`; \
-            Response::head omits the length for `streamed`, but http::write_response \
-            adds one for any status that may have a body"]
 async fn head_on_an_events_route_claims_no_length() {
     let server = start(ServeConfig::default(), TokenAuth::default()).await;
     let head = b"HEAD /channels/c/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -1288,9 +1285,6 @@ async fn head_on_an_events_route_claims_no_length() {
 /// asked for keep-alive: it waits for another request until the idle
 /// timeout.
 #[tokio::test]
-#[ignore = "server bug: HEAD on /channels/{name}/events answers `Connection: close` but \
-            keeps the connection open (routes::handle drops its `streamed` keep_alive=false; \
-            serve_connection loops on the request's own keep-alive)"]
 async fn head_on_an_events_route_closes_the_connection() {
     let server = start(ServeConfig::default(), TokenAuth::default()).await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
@@ -1319,8 +1313,6 @@ async fn head_on_an_events_route_closes_the_connection() {
 /// ACK by up to 40 ms: every keep-alive response after the first takes
 /// about 44 ms on loopback instead of well under one.
 #[tokio::test]
-#[ignore = "server bug: accepted connections lack TCP_NODELAY (dropped in 84a4c5f), \
-            so each keep-alive response waits ~40 ms for a delayed ACK"]
 async fn keep_alive_responses_are_not_held_back() {
     let server = start(ServeConfig::default(), TokenAuth::default()).await;
     let mut client = Client::connect(server.addr).await;

@@ -3,6 +3,7 @@
 //! under a write deadline, keep alive.
 
 use bytes::{Buf, Bytes, BytesMut};
+use std::io::IoSlice;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -213,11 +214,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
         keep_alive: bool,
         head_only: bool,
     ) -> std::io::Result<()> {
-        self.write_all(&response.head(keep_alive)).await?;
-        if !head_only {
-            self.write_all(&response.body).await?;
+        let head = response.head(keep_alive);
+        let body = if head_only {
+            &[][..]
+        } else {
+            &response.body[..]
+        };
+        self.write_two(&head, body).await
+    }
+
+    /// Writes `first` then `second`, both in one `writev` where the
+    /// socket takes them, under the write timeout.
+    async fn write_two(&mut self, mut first: &[u8], mut second: &[u8]) -> std::io::Result<()> {
+        while !first.is_empty() {
+            let slices = [IoSlice::new(first), IoSlice::new(second)];
+            let write = self.io.write_vectored(&slices);
+            let n = match tokio::time::timeout(self.write_timeout, write).await {
+                Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(result) => result?,
+            };
+            let from_first = n.min(first.len());
+            first = &first[from_first..];
+            second = &second[n - from_first..];
         }
-        Ok(())
+        self.write_all(second).await
     }
 
     /// Writes `bytes`, failing with `TimedOut` when the peer accepts none

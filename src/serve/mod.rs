@@ -92,9 +92,10 @@ pub struct ServeConfig {
     pub long_poll_max: Duration,
     /// Most messages in one poll answer. Default 1000.
     pub poll_max_messages: usize,
-    /// Largest poll answer body, in bytes: messages past it wait for the
-    /// next poll (`"more":true`, ask again from `next`). One message is
-    /// always sent, whatever its size. Default 1 MiB.
+    /// Largest poll answer body, in bytes, short of its closing `next` and
+    /// `more` fields (under 80 bytes): messages past it wait for the next
+    /// poll (`"more":true`, ask again from `next`). One message is always
+    /// sent, whatever its size. Default 1 MiB.
     pub poll_max_bytes: usize,
     /// SSE comment heartbeat interval. Default 15 s.
     pub sse_heartbeat: Duration,
@@ -260,6 +261,10 @@ impl Server {
                 accepted = acceptor.accept() => {
                     let (stream, over_cap) = match accepted {
                         Accepted::Stream(stream, _peer) => {
+                            // Heads and bodies go out in separate writes:
+                            // Nagle would hold a body back by the client's
+                            // delayed ACK.
+                            let _ = stream.set_nodelay(true);
                             match slots.clone().try_acquire_owned() {
                                 Ok(permit) => {
                                     let app = app.clone();

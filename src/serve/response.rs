@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::http::{reason_phrase, write_response};
+use crate::http::{reason_phrase, write_response_head};
 
 /// A complete HTTP response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,13 +55,7 @@ impl Response {
             if keep_alive { "keep-alive" } else { "close" },
         ));
         let mut out = Vec::with_capacity(160);
-        write_response(
-            &mut out,
-            self.status,
-            reason_phrase(self.status),
-            &headers,
-            &[],
-        );
+        write_response_head(&mut out, self.status, reason_phrase(self.status), &headers);
         out
     }
 }

@@ -161,8 +161,8 @@ async fn handle(
     };
     let keep_alive = keep_alive && !response.streamed;
     match conn.send(&response, keep_alive, head_only).await {
-        Ok(()) => Next::KeepAlive(conn),
-        Err(_) => Next::Done,
+        Ok(()) if keep_alive => Next::KeepAlive(conn),
+        _ => Next::Done,
     }
 }
 
