@@ -252,3 +252,60 @@ async fn a_peer_that_answers_pings_stays_connected() {
     assert!(pongs >= 6, "{pongs} pongs in 300 s at a 30 s interval");
     client.abort();
 }
+
+// ----- attack 11: many peers, each holding a large message -----
+
+/// The head of a masked binary frame of `len` bytes with key 0, so the
+/// payload goes on the wire as is.
+fn big_frame_head(len: u64) -> Vec<u8> {
+    let mut head = vec![0x82, 0xff];
+    head.extend_from_slice(&len.to_be_bytes());
+    head.extend_from_slice(&[0, 0, 0, 0]);
+    head
+}
+
+#[tokio::test]
+async fn sockets_sharing_a_memory_budget_cannot_hold_more_than_it_between_them() {
+    use rtwire::ws::MemoryBudget;
+    let budget = MemoryBudget::new(2 << 20);
+    let mut cx = noop_context();
+    let mut peers = Vec::new();
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let (mut peer, io) = tokio::io::duplex(4 << 20);
+        // 2.5 MiB of a 3 MiB frame: held while the rest is awaited.
+        peer.write_all(&big_frame_head(3 << 20))
+            .await
+            .expect("write");
+        peer.write_all(&vec![0u8; 5 << 19]).await.expect("write");
+        let mut ws = WebSocket::from_raw(io, Role::Server, Config::default(), &[]);
+        ws.set_memory_budget(budget.clone());
+        sockets.push(ws);
+        peers.push(peer);
+    }
+    // The first takes 1.5 MiB (2.5 less its free 1 MiB) and waits for more.
+    assert!(sockets[0].poll_recv(&mut cx).is_pending());
+    assert_eq!(budget.used(), 3 << 19);
+    // The second would take the budget past 2 MiB: refused, with 1013.
+    match sockets[1].poll_recv(&mut cx) {
+        Poll::Ready(Err(Error::MemoryBudget)) => {}
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    drop(sockets.pop());
+    let mut close = [0u8; 4];
+    peers[1]
+        .read_exact(&mut close)
+        .await
+        .expect("a close frame");
+    assert_eq!(close, [0x88, close[1], 0x03, 0xf5], "close 1013");
+    assert_eq!(budget.used(), 3 << 19, "the refused socket took nothing");
+    // The first completes its message, and gives its share back when gone.
+    peers[0]
+        .write_all(&vec![0u8; 1 << 19])
+        .await
+        .expect("write");
+    let got = sockets[0].recv().await.expect("recv").expect("message");
+    assert!(matches!(got, Message::Binary(data) if data.len() == 3 << 20));
+    drop(sockets);
+    assert_eq!(budget.used(), 0);
+}

@@ -15,7 +15,7 @@ use rtwire::proto::{Config, Keepalive, Message};
 use rtwire::serve::{
     raise_descriptor_limit, Accepted, Acceptor, ServeConfig, Server, TokenAuth, UserTokens,
 };
-use rtwire::ws::{self, AcceptConfig, ConnectConfig, Error, WebSocket};
+use rtwire::ws::{self, AcceptConfig, ConnectConfig, Error, MemoryBudget, WebSocket};
 
 const USAGE: &str = "\
 usage:
@@ -25,7 +25,9 @@ usage:
   rtwire token USER --user-secret-file PATH [--expires SECONDS]
       print a signed user token for `serve --user-secret-file PATH` (default: valid 1 day)
   rtwire echo [--host ADDR] [--port PORT] [--max-connections N] [--max-message BYTES]
-      WebSocket echo server for any number of clients (default 127.0.0.1:9001)
+              [--memory-budget BYTES]
+      WebSocket echo server for any number of clients (default 127.0.0.1:9001); together
+      its connections hold at most the budget (default 48 MiB) beyond 1 MiB each
   rtwire autobahn-client [--url ws://127.0.0.1:9001] [--agent rtwire]
       run every case of an Autobahn fuzzingserver, then ask it to write its reports
 ";
@@ -92,6 +94,7 @@ struct Options {
     max_connections: Option<usize>,
     max_body: Option<usize>,
     max_message: Option<usize>,
+    memory_budget: Option<usize>,
     user_secret_file: Option<String>,
     expires: u64,
     /// Arguments that are not options (the user of `token`).
@@ -110,6 +113,7 @@ impl Options {
             max_connections: None,
             max_body: None,
             max_message: None,
+            memory_budget: None,
             user_secret_file: None,
             expires: 86_400,
             positional: Vec::new(),
@@ -145,6 +149,13 @@ impl Options {
                     let v = value()?;
                     options.max_message =
                         Some(v.parse().map_err(|_| format!("bad --max-message {v:?}"))?);
+                }
+                "--memory-budget" => {
+                    let v = value()?;
+                    options.memory_budget = Some(
+                        v.parse()
+                            .map_err(|_| format!("bad --memory-budget {v:?}"))?,
+                    );
                 }
                 "--user-secret-file" => options.user_secret_file = Some(value()?),
                 "--expires" => {
@@ -306,6 +317,9 @@ async fn echo_server(options: Options) -> Result<(), String> {
                     })),
             ),
     );
+    // Many peers that each send a large message and read nothing hold at
+    // most this between them; a 16 MiB echo needs 16 MiB of it.
+    let budget = MemoryBudget::new(options.memory_budget.unwrap_or(48 << 20));
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut acceptor = Acceptor::new(listener, "rtwire echo");
     loop {
@@ -314,9 +328,11 @@ async fn echo_server(options: Options) -> Result<(), String> {
                 Ok(permit) => {
                     let _ = stream.set_nodelay(true);
                     let config = config.clone();
+                    let budget = budget.clone();
                     tokio::spawn(async move {
                         if let Ok(mut socket) = ws::accept_with(stream, &config).await {
                             socket.set_write_timeout(Some(Duration::from_secs(30)));
+                            socket.set_memory_budget(budget);
                             let _ = echo(&mut socket).await;
                         }
                         drop(permit);

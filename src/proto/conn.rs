@@ -317,6 +317,12 @@ impl Connection {
         self.wants_input() && !self.output_blocked()
     }
 
+    /// Bytes received and held: input not yet processed, and the part of
+    /// a fragmented (or compressed) message assembled so far.
+    pub fn buffered_input(&self) -> usize {
+        self.input.len() + self.message.as_ref().map_or(0, |m| m.buf.len())
+    }
+
     /// Bytes queued for the transport and not yet written.
     pub fn buffered_output(&self) -> usize {
         self.transmit_len + self.output.len()

@@ -32,6 +32,10 @@ pub enum Error {
     /// ([`WebSocket::set_write_timeout`](super::WebSocket::set_write_timeout)):
     /// drop the socket, the connection cannot make progress.
     WriteTimeout,
+    /// Holding what this socket received or must send would take a shared
+    /// [`MemoryBudget`](super::MemoryBudget) past its limit: the socket was
+    /// closed with 1013 (try again later).
+    MemoryBudget,
 }
 
 impl Error {
@@ -43,7 +47,7 @@ impl Error {
             | Error::Negotiation(_)
             | Error::WriteTimeout => true,
             Error::Handshake(e) => e.is_peer_fault(),
-            Error::Io(_) | Error::Send(_) => false,
+            Error::Io(_) | Error::Send(_) | Error::MemoryBudget => false,
         }
     }
 }
@@ -58,6 +62,9 @@ impl fmt::Display for Error {
             Error::HandshakeTimeout => f.write_str("handshake timed out"),
             Error::Negotiation(e) => write!(f, "extension negotiation failed: {e}"),
             Error::WriteTimeout => f.write_str("the peer stopped reading: write timed out"),
+            Error::MemoryBudget => {
+                f.write_str("the shared memory budget is spent: try again later")
+            }
         }
     }
 }
@@ -69,7 +76,7 @@ impl std::error::Error for Error {
             Error::Protocol(e) => Some(e),
             Error::Send(e) => Some(e),
             Error::Handshake(e) => Some(e),
-            Error::HandshakeTimeout | Error::WriteTimeout => None,
+            Error::HandshakeTimeout | Error::WriteTimeout | Error::MemoryBudget => None,
             Error::Negotiation(e) => Some(e),
         }
     }

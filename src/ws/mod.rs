@@ -15,5 +15,5 @@ pub use handshake_io::{
     accept, accept_request, accept_with, client_handshake, connect, connect_with, AcceptConfig,
     ConnectConfig,
 };
-pub use socket::WebSocket;
+pub use socket::{MemoryBudget, WebSocket};
 pub use split::{WsReader, WsWriter};

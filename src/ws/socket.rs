@@ -4,6 +4,8 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
@@ -49,6 +51,70 @@ pub struct WebSocket<S> {
     write_stall: Option<Pin<Box<Sleep>>>,
     /// The connection's keepalive deadline, when it has one.
     keepalive: Option<Pin<Box<Sleep>>>,
+    /// The budget shared with other sockets, and what this one took of it.
+    budget: Option<(Arc<MemoryBudget>, usize)>,
+}
+
+/// Bytes that many sockets together may hold beyond a free allowance each
+/// (1 MiB): messages being received and output waiting for a peer to read
+/// it. Per-connection limits bound one peer; this bounds many peers that
+/// each send a large message and read nothing, which per-connection limits
+/// alone would multiply by the number of connections.
+///
+/// A socket that would take the budget past its limit is closed with 1013
+/// (try again later) and fails with [`Error::MemoryBudget`]; the others go
+/// on. Share one between sockets with
+/// [`WebSocket::set_memory_budget`].
+///
+/// ```
+/// use rtwire::ws::MemoryBudget;
+/// let budget = MemoryBudget::new(48 << 20);
+/// assert_eq!(budget.used(), 0);
+/// ```
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl MemoryBudget {
+    /// Bytes a socket holds without drawing on the budget.
+    pub const FREE_PER_SOCKET: usize = 1 << 20;
+
+    /// A budget of `limit` bytes, to share between sockets.
+    pub fn new(limit: usize) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget {
+            limit,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// Bytes taken now, by all sockets together.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes `n` bytes if they fit.
+    fn take(&self, n: usize) -> bool {
+        let before = self.used.fetch_add(n, Ordering::Relaxed);
+        if before + n > self.limit {
+            self.used.fetch_sub(n, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn give_back(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl<S> Drop for WebSocket<S> {
+    fn drop(&mut self) {
+        if let Some((budget, taken)) = &self.budget {
+            budget.give_back(*taken);
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
@@ -73,7 +139,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             write_timeout: None,
             write_stall: None,
             keepalive: None,
+            budget: None,
         }
+    }
+
+    /// Counts what this socket holds beyond
+    /// [`MemoryBudget::FREE_PER_SOCKET`] against `budget`, shared with
+    /// other sockets (see [`MemoryBudget`]).
+    pub fn set_memory_budget(&mut self, budget: Arc<MemoryBudget>) {
+        if let Some((old, taken)) = self.budget.take() {
+            old.give_back(taken);
+        }
+        self.budget = Some((budget, 0));
+    }
+
+    /// Brings this socket's share of the budget in line with what it holds;
+    /// fails, with a close 1013 queued, when the budget cannot cover it.
+    fn settle_budget(&mut self) -> Result<(), Error> {
+        let Some((budget, taken)) = &mut self.budget else {
+            return Ok(());
+        };
+        let held = self.conn.buffered_input() + self.conn.buffered_output();
+        let wanted = held.saturating_sub(MemoryBudget::FREE_PER_SOCKET);
+        if wanted <= *taken {
+            budget.give_back(*taken - wanted);
+            *taken = wanted;
+            return Ok(());
+        }
+        if budget.take(wanted - *taken) {
+            *taken = wanted;
+            return Ok(());
+        }
+        let _ = self.conn.close(
+            crate::proto::CloseCode(1013),
+            "server busy: try again later",
+        );
+        Err(Error::MemoryBudget)
     }
 
     /// Fails the socket with [`Error::WriteTimeout`] when output has
@@ -140,6 +241,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         write_cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Message>, Error>> {
         loop {
+            if let Err(e) = self.settle_budget() {
+                // Out of budget: a try at the close frame, then give up.
+                let _ = self.poll_write_pending(write_cx);
+                return Poll::Ready(Err(e));
+            }
             if self.failure.is_some() {
                 // RFC 6455 §7.1.7: send the close frame, then close the
                 // transport, before reporting the failure. The peer may be
