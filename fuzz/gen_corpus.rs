@@ -14,8 +14,8 @@ use rtwire_fuzz::deflate_checks::{self, Input, Piece};
 use rtwire_fuzz::encode::{encode_deflate_input, encode_session};
 use rtwire_fuzz::http_checks::{KEY, PROTOCOLS};
 use rtwire_fuzz::session::{
-    self, Action, AppCall, Compressed, DeflateSpec, FrameSpec, PeerBytes, PeerChunk, Session,
-    OPCODES,
+    self, Action, AppCall, Compressed, DeflateSpec, FrameSpec, KeepaliveSpec, PeerBytes, PeerChunk,
+    Session, OPCODES,
 };
 use rtwire_fuzz::transport_checks;
 use rtwire_fuzz::wire::{build_frame, LenForm, BINARY, CLOSE, CONT, PING, PONG, TEXT};
@@ -481,10 +481,13 @@ fn connection_seeds(root: &Path) {
                 deflate: None,
                 // Half the seeds take output in slices and partial writes.
                 writes: if server { 0 } else { 4 * 5 + 1 },
+                high_water: None,
+                write_buffer: None,
+                keepalive: None,
                 actions,
             };
             // Seeds must pass the checks themselves.
-            session::run(&session);
+            session::check(&session);
             let role = if server { "server" } else { "client" };
             out.write(&format!("{name}-{role}"), &encode_session(&session));
         }
@@ -501,14 +504,18 @@ fn connection_seeds(root: &Path) {
                 max_message: 255,
                 deflate: None,
                 writes: 0,
+                high_water: None,
+                write_buffer: None,
+                keepalive: None,
                 actions: vec![peer_in(PeerBytes::Raw(bytes), 5, server), Action::Eof],
             };
-            session::run(&session);
+            session::check(&session);
             let role = if server { "server" } else { "client" };
             out.write(&format!("{name}-{role}"), &encode_session(&session));
         }
     }
     deflate_sessions(&mut out);
+    back_pressure_sessions(&mut out);
     out.report();
 }
 
@@ -626,9 +633,12 @@ fn deflate_sessions(out: &mut Out) {
                 max_message,
                 deflate: Some(deflate),
                 writes: if server { 4 * 63 + 3 } else { 0 },
+                high_water: None,
+                write_buffer: None,
+                keepalive: None,
                 actions: actions.clone(),
             };
-            session::run(&session);
+            session::check(&session);
             let role = if server { "server" } else { "client" };
             out.write(&format!("{name}-{role}"), &encode_session(&session));
         }
@@ -641,14 +651,248 @@ fn deflate_sessions(out: &mut Out) {
             max_message: 255,
             deflate: None,
             writes: 0,
+            high_water: None,
+            write_buffer: None,
+            keepalive: None,
             actions: vec![peer(compressed(true, &json, 0))],
         };
-        session::run(&session);
+        session::check(&session);
         let role = if server { "server" } else { "client" };
         out.write(
             &format!("no-deflate-compressed-{role}"),
             &encode_session(&session),
         );
+    }
+}
+
+/// `count` pings of `len` bytes each, as the peer of a server or a client sends them.
+fn ping_flood(to_server: bool, count: usize, len: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..len).map(|i| b'0' + (i % 10) as u8).collect();
+    (0..count)
+        .flat_map(|_| peer_frame(to_server, true, PING, &payload))
+        .collect()
+}
+
+/// Sessions where the peer stops reading, so that the output passes the
+/// high-water mark and the write-buffer limit, and then reads again; and
+/// sessions with keepalive.
+fn back_pressure_sessions(out: &mut Out) {
+    let json = br#"{"type":"message","channel":"lobby","data":"hello, hello, hello"}"#.repeat(4);
+    let close_1000 = close_payload(1000, "done");
+    for server in [true, false] {
+        let role = if server { "server" } else { "client" };
+        let flood = ping_flood(server, 60, 20);
+        let small_flood = ping_flood(server, 12, 3);
+        let mut flood_then_close = ping_flood(server, 20, 0);
+        flood_then_close.extend(peer_frame(server, true, TEXT, b"after the pings"));
+        flood_then_close.extend(peer_frame(server, true, CLOSE, &close_payload(1000, "bye")));
+        let mut ping_close = peer_frame(server, true, PING, b"last words");
+        ping_close.extend(peer_frame(
+            server,
+            true,
+            CLOSE,
+            &close_payload(1000, "done"),
+        ));
+        // (name, high water, write buffer, keepalive, deflate, actions)
+        type Script<'a> = (
+            &'a str,
+            Option<u16>,
+            Option<u16>,
+            Option<KeepaliveSpec>,
+            Option<DeflateSpec>,
+            Vec<Action<'a>>,
+        );
+        let scripts: Vec<Script> = vec![
+            (
+                // A flood of pings the peer does not read: processing stops
+                // above 100 bytes; what follows is held, and sends fail
+                // past 200 bytes; then the peer reads a little, then all.
+                "bp-ping-flood",
+                Some(100),
+                Some(199),
+                None,
+                None,
+                vec![
+                    Action::StopReading,
+                    peer_in(PeerBytes::Raw(&flood), 0, false),
+                    peer(frame(true, TEXT, b"held")),
+                    Action::App(AppCall::Binary(b"queued while held")),
+                    Action::App(AppCall::Large {
+                        text: false,
+                        size: 1,
+                        fill: 7,
+                    }),
+                    Action::App(AppCall::Text(b"refused: the buffer is full")),
+                    Action::App(AppCall::Ping(b"refused too")),
+                    Action::Read(300),
+                    Action::Read(4000),
+                    Action::App(AppCall::ReleaseIdleBuffers),
+                    Action::Read(0),
+                    peer(frame(true, CLOSE, &close_1000)),
+                ],
+            ),
+            (
+                // The same without application calls: the events and the
+                // frames must be exactly those of a peer that always reads.
+                "bp-flood-no-app",
+                Some(0),
+                None,
+                None,
+                None,
+                vec![
+                    Action::StopReading,
+                    peer_in(PeerBytes::Raw(&flood_then_close), 3, true),
+                    Action::Read(7),
+                    Action::Read(20),
+                    Action::Read(0),
+                ],
+            ),
+            (
+                // Pings held when the transport ends: they and the close
+                // after them are read, not lost.
+                "bp-eof-held",
+                Some(0),
+                None,
+                None,
+                None,
+                vec![
+                    Action::StopReading,
+                    peer(PeerBytes::Raw(&ping_close)),
+                    Action::Eof,
+                    Action::Read(0),
+                ],
+            ),
+            (
+                // A 1-byte write buffer: one send fits, the next is refused
+                // (before a too-long ping is), a close is never refused.
+                "bp-write-buffer-1",
+                None,
+                Some(0),
+                None,
+                None,
+                vec![
+                    Action::StopReading,
+                    Action::App(AppCall::Text(b"a")),
+                    Action::App(AppCall::Text(b"b")),
+                    Action::App(AppCall::Pong(b"p")),
+                    Action::App(AppCall::Ping(&[b'x'; 126])),
+                    peer_in(PeerBytes::Raw(&small_flood), 5, false),
+                    Action::Read(1),
+                    Action::App(AppCall::Text(b"c")),
+                    Action::App(AppCall::Close {
+                        code: close_code(1000),
+                        reason: b"full or not",
+                        via_send: true,
+                    }),
+                    Action::Read(0),
+                    peer(frame(true, CLOSE, b"")),
+                ],
+            ),
+            (
+                // A write buffer of exactly the first message: the second
+                // send finds max_write_buffer queued and is refused; after
+                // the peer reads one byte, one less is queued and it fits.
+                "bp-write-buffer-exact",
+                Some(4096),
+                Some(if server { 4 } else { 8 }), // "abc" with its header
+                None,
+                None,
+                vec![
+                    Action::StopReading,
+                    Action::App(AppCall::Text(b"abc")),
+                    Action::App(AppCall::Text(b"refused")),
+                    Action::Read(1),
+                    Action::App(AppCall::Binary(b"fits")),
+                    Action::App(AppCall::Pong(b"refused")),
+                    Action::Read(0),
+                ],
+            ),
+            (
+                // Compressed messages held, and sent while held: the
+                // compressors on both sides stay in step.
+                "bp-deflate",
+                Some(4),
+                Some(600),
+                None,
+                Some(DeflateSpec {
+                    server_bits: 7,
+                    client_bits: 7,
+                    server_no_context_takeover: false,
+                    client_no_context_takeover: false,
+                }),
+                vec![
+                    Action::StopReading,
+                    peer(frame(true, PING, b"ping")),
+                    peer(compressed(true, &json, 0)),
+                    Action::App(AppCall::Text(&json)),
+                    peer_in(compressed(true, &json, 9), 4, true),
+                    Action::Read(5),
+                    Action::Read(0),
+                    Action::App(AppCall::Text(&json)),
+                ],
+            ),
+            (
+                // Keepalive: armed, a ping after 20 ms of silence, the
+                // pong resets it, another ping, then the timeout fails the
+                // connection with 1001.
+                "keepalive",
+                None,
+                None,
+                Some(KeepaliveSpec {
+                    interval: 19,
+                    timeout: 9,
+                }),
+                None,
+                vec![
+                    Action::Tick(0),
+                    Action::Tick(19),
+                    Action::Tick(1),
+                    peer(frame(true, PONG, b"")),
+                    Action::Tick(10),
+                    Action::Tick(20),
+                    Action::Tick(9),
+                    Action::Tick(1),
+                    peer(frame(true, TEXT, b"too late")),
+                ],
+            ),
+            (
+                // Keepalive while the peer does not read: pings are queued
+                // anyway; held input counts as a sign of life.
+                "keepalive-not-reading",
+                Some(8),
+                None,
+                Some(KeepaliveSpec {
+                    interval: 4,
+                    timeout: 4,
+                }),
+                None,
+                vec![
+                    Action::Tick(0),
+                    Action::StopReading,
+                    peer(PeerBytes::Raw(&small_flood)),
+                    Action::Tick(5),
+                    Action::Tick(5),
+                    Action::Read(0),
+                    Action::App(AppCall::CloseWithoutCode { via_send: false }),
+                    Action::Tick(50),
+                ],
+            ),
+        ];
+        for (name, high_water, write_buffer, keepalive, deflate, actions) in scripts {
+            let session = Session {
+                server,
+                max_frame: 255,
+                max_message: 255,
+                deflate,
+                writes: if server { 0 } else { 4 * 2 + 1 },
+                high_water,
+                write_buffer,
+                keepalive,
+                actions,
+            };
+            session::check(&session);
+            out.write(&format!("{name}-{role}"), &encode_session(&session));
+        }
     }
 }
 

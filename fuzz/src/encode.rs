@@ -249,18 +249,39 @@ pub fn encode_session(session: &Session) -> Vec<u8> {
     e.u8(session.max_message);
     encode_deflate(&mut e, session.deflate.as_ref());
     e.u8(session.writes);
+    for limit in [session.high_water, session.write_buffer] {
+        e.bool(limit.is_some());
+        if let Some(x) = limit {
+            e.u16(x);
+        }
+    }
+    e.bool(session.keepalive.is_some());
+    if let Some(k) = session.keepalive {
+        e.u8(k.interval);
+        e.u8(k.timeout);
+    }
+    const N: u32 = 6;
     for action in &session.actions {
         e.bool(true); // another element follows
         match action {
             Action::Peer(chunk) => {
-                e.variant(0, 3);
+                e.variant(0, N);
                 encode_peer(&mut e, chunk);
             }
             Action::App(call) => {
-                e.variant(1, 3);
+                e.variant(1, N);
                 encode_app(&mut e, call);
             }
-            Action::Eof => e.variant(2, 3),
+            Action::Eof => e.variant(2, N),
+            Action::StopReading => e.variant(3, N),
+            Action::Read(n) => {
+                e.variant(4, N);
+                e.u16(*n);
+            }
+            Action::Tick(ms) => {
+                e.variant(5, N);
+                e.u16(*ms);
+            }
         }
     }
     let bytes = e.finish();

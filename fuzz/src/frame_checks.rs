@@ -27,6 +27,9 @@ pub fn check(data: &[u8]) {
             max_message: 254, // 4064 bytes
             deflate: None,
             writes: piece,
+            high_water: None,
+            write_buffer: None,
+            keepalive: None,
             actions: vec![
                 Action::Peer(PeerChunk {
                     bytes: PeerBytes::Raw(data),

@@ -81,6 +81,12 @@ impl Reference {
         };
         rest == want && last == alternative
     }
+
+    /// Whether `events` are what the reference allows so far, for a
+    /// receiver that has not read all its input yet: a prefix of them.
+    pub fn allows_prefix(&self, events: &[Event]) -> bool {
+        self.events.starts_with(events) || self.allows(events)
+    }
 }
 
 /// The events for `input` (every byte the connection was given while it

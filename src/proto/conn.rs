@@ -401,7 +401,19 @@ impl Connection {
     ///
     /// Without a close frame from the peer, that is an abnormal closure
     /// (RFC 6455 §7.1.5, code 1006), reported as [`Event::Failed`].
+    ///
+    /// Input held back by [`Config::output_high_water`] came before the
+    /// end: it is processed first, whatever the output (no more can
+    /// arrive, so what it adds is bounded by it), so that a close frame
+    /// among it is reported as the peer's close, not lost.
     pub fn receive_eof(&mut self) {
+        while self.wants_input() {
+            match self.step() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => self.fail(e),
+            }
+        }
         if self.wants_input() {
             self.fail(ProtocolError::AbnormalClosure);
         }
