@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -50,9 +50,20 @@ pub struct WebSocket<S> {
     /// Running while a write waits; only allocated once one has to.
     write_stall: Option<Pin<Box<Sleep>>>,
     /// The connection's keepalive deadline, when it has one.
-    keepalive: Option<Pin<Box<Sleep>>>,
+    keepalive: Option<KeepaliveTimer>,
     /// The budget shared with other sockets, and what this one took of it.
     budget: Option<(Arc<MemoryBudget>, usize)>,
+}
+
+/// The timer behind keepalive. Polling a tokio timer costs a waker
+/// registration; the deadline moves only every keepalive interval, so the
+/// timer is polled when it is new, moved, or for another task, and
+/// otherwise only asked whether it has fired.
+#[derive(Debug)]
+struct KeepaliveTimer {
+    sleep: Pin<Box<Sleep>>,
+    /// The deadline and the waker it was last polled with.
+    armed: Option<(Instant, Waker)>,
 }
 
 /// Bytes that many sockets together may hold beyond a free allowance each
@@ -161,7 +172,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         };
         let held = self.conn.buffered_input() + self.conn.buffered_output();
         let wanted = held.saturating_sub(MemoryBudget::FREE_PER_SOCKET);
-        if wanted <= *taken {
+        if wanted == *taken {
+            return Ok(()); // the common case: no shared atomic touched
+        }
+        if wanted < *taken {
             budget.give_back(*taken - wanted);
             *taken = wanted;
             return Ok(());
@@ -307,13 +321,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return Poll::Pending;
         };
         let deadline = Instant::from_std(deadline);
-        let timer = self
-            .keepalive
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
+        let timer = self.keepalive.get_or_insert_with(|| KeepaliveTimer {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            armed: None,
+        });
+        match &timer.armed {
+            Some((at, waker)) if *at == deadline && waker.will_wake(cx.waker()) => {
+                if !timer.sleep.is_elapsed() {
+                    return Poll::Pending; // it wakes this task when it fires
+                }
+            }
+            _ => {
+                if timer.sleep.deadline() != deadline {
+                    timer.sleep.as_mut().reset(deadline);
+                }
+                if timer.sleep.as_mut().poll(cx).is_pending() {
+                    timer.armed = Some((deadline, cx.waker().clone()));
+                    return Poll::Pending;
+                }
+            }
         }
-        ready!(timer.as_mut().poll(cx));
+        timer.armed = None;
         self.conn.handle_timeout(Instant::now().into_std());
         Poll::Ready(())
     }
