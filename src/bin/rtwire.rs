@@ -27,7 +27,7 @@ usage:
   rtwire echo [--host ADDR] [--port PORT] [--max-connections N] [--max-message BYTES]
               [--memory-budget BYTES]
       WebSocket echo server for any number of clients (default 127.0.0.1:9001); together
-      its connections hold at most the budget (default 48 MiB) beyond 1 MiB each
+      its connections hold at most the budget (default 32 MiB) beyond 1 MiB each
   rtwire autobahn-client [--url ws://127.0.0.1:9001] [--agent rtwire]
       run every case of an Autobahn fuzzingserver, then ask it to write its reports
 ";
@@ -319,7 +319,7 @@ async fn echo_server(options: Options) -> Result<(), String> {
     );
     // Many peers that each send a large message and read nothing hold at
     // most this between them; a 16 MiB echo needs 16 MiB of it.
-    let budget = MemoryBudget::new(options.memory_budget.unwrap_or(48 << 20));
+    let budget = MemoryBudget::new(options.memory_budget.unwrap_or(32 << 20));
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut acceptor = Acceptor::new(listener, "rtwire echo");
     loop {

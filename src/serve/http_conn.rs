@@ -93,10 +93,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
                 }
             };
             match read {
-                Ok(true) => {
+                Ok(n) if n > 0 => {
                     head_deadline.get_or_insert_with(|| Instant::now() + config.head_timeout);
                 }
-                Ok(false) | Err(ReadError::Io) => return Read::Closed,
+                Ok(_) | Err(ReadError::Io) => return Read::Closed,
                 Err(ReadError::Timeout) if head_deadline.is_none() => return Read::Closed,
                 Err(ReadError::Timeout) => {
                     return Read::Reject(Response::error(408, "request head not received in time"))
@@ -156,15 +156,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
         Ok(body.freeze())
     }
 
-    /// Reads once, by `deadline`; `Ok(false)` on EOF.
-    async fn read_more(&mut self, deadline: Instant) -> Result<bool, ReadError> {
+    /// Reads once, by `deadline`; how many bytes, 0 on EOF.
+    async fn read_more(&mut self, deadline: Instant) -> Result<usize, ReadError> {
         if self.buf.capacity() - self.buf.len() < 512 {
             self.buf.reserve(4096);
         }
         match tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf)).await {
             Err(_) => Err(ReadError::Timeout),
             Ok(Err(_)) => Err(ReadError::Io),
-            Ok(Ok(n)) => Ok(n > 0),
+            Ok(Ok(n)) => Ok(n),
         }
     }
 
