@@ -65,14 +65,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
     /// An idle connection is closed quietly after `idle_timeout`.
     ///
     /// When `shed` is notified (every slot is taken and a new client
-    /// waits), a connection that is idle between requests, or whose head
-    /// has taken over [`SHED_AFTER`] so far, is closed at once to make
-    /// room: a slow or idle client yields its slot to a new one.
+    /// waits), a connection that has waited over [`SHED_AFTER`] for this
+    /// request (idle, or its head still arriving) is closed at once to make
+    /// room: a slow or idle client yields its slot to a new one. A
+    /// connection just opened, whose request may be on its way, is not.
     pub async fn read_request(&mut self, config: &ServeConfig, shed: &Notify) -> Read {
         let limits = HeadLimits {
             max_head_bytes: config.max_head_bytes,
             ..HeadLimits::default()
         };
+        let waiting_since = Instant::now();
         // Set at the head's first byte; until then the idle timeout runs.
         let mut head_deadline =
             (!self.buf.is_empty()).then(|| Instant::now() + config.head_timeout);
@@ -85,7 +87,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
             let until = head_deadline.unwrap_or_else(|| Instant::now() + config.idle_timeout);
             let read = tokio::select! {
                 read = self.read_more(until) => read,
-                () = shed.notified(), if sheddable(head_deadline, config) => {
+                () = shed.notified() => {
+                    if waiting_since.elapsed() < SHED_AFTER {
+                        continue; // its request may be on its way
+                    }
                     return match head_deadline {
                         None => Read::Closed,
                         Some(_) => Read::Reject(Response::error(408, "request head too slow")),
@@ -257,18 +262,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
     }
 }
 
-/// How long a head may have been arriving before a connection yields its
-/// slot to a new client when every slot is taken.
+/// How long a connection may have waited for its next request (idle, or a
+/// head arriving) before it yields its slot to a new client when every
+/// slot is taken.
 pub(crate) const SHED_AFTER: Duration = Duration::from_secs(1);
-
-/// Whether a connection waiting for a head may be closed to make room:
-/// idle (no head begun), or its head began over [`SHED_AFTER`] ago.
-fn sheddable(head_deadline: Option<Instant>, config: &ServeConfig) -> bool {
-    match head_deadline {
-        None => true,
-        Some(deadline) => Instant::now() + config.head_timeout >= deadline + SHED_AFTER,
-    }
-}
 
 enum ReadError {
     Timeout,
