@@ -30,6 +30,9 @@ pub(crate) enum Read {
     Closed,
     /// A bad request: answer with this and close.
     Reject(Response),
+    /// Shed to make room for a new client: answer with this (if anything)
+    /// and close at once, freeing the slot without draining the input.
+    Shed(Option<Response>),
 }
 
 /// A keep-alive HTTP/1.1 connection.
@@ -91,10 +94,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
                     if waiting_since.elapsed() < SHED_AFTER {
                         continue; // its request may be on its way
                     }
-                    return match head_deadline {
-                        None => Read::Closed,
-                        Some(_) => Read::Reject(Response::error(408, "request head too slow")),
-                    };
+                    let slow = head_deadline.map(|_| Response::error(408, "request head too slow"));
+                    return Read::Shed(slow);
                 }
             };
             match read {

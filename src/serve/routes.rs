@@ -35,6 +35,12 @@ pub(crate) async fn serve_connection(app: Arc<App>, mut conn: HttpConn<TcpStream
                 conn.reject(&response).await;
                 return;
             }
+            Read::Shed(response) => {
+                if let Some(response) = response {
+                    let _ = conn.send(&response, false, false).await;
+                }
+                return;
+            }
             Read::Request(incoming) => incoming,
         };
         let keep_alive = wants_keep_alive(&incoming.request) && !*shutdown.borrow();
