@@ -2,47 +2,14 @@
 //! subscribers, and every bad request's status.
 
 use rtwire::proto::{CloseCode, Message};
-use rtwire::serve::{ServeConfig, Server, TokenAuth, UserTokens};
+mod common;
+
+use common::serve::{start_with, Running};
+use rtwire::serve::{ServeConfig, TokenAuth, UserTokens};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = self.done.await;
-    }
-}
-
-async fn start_with(mut config: ServeConfig, auth: TokenAuth) -> Running {
-    config.addr = "127.0.0.1:0".parse().unwrap();
-    let server = Server::bind(config, auth).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(async move {
-        server
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    Running {
-        addr,
-        stop: Some(stop),
-        done,
-    }
-}
 
 async fn start() -> Running {
     start_with(ServeConfig::default(), TokenAuth::default()).await

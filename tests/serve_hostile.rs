@@ -8,11 +8,14 @@
 //! server, in `tests/serve.rs`. Descriptor exhaustion and `rtwire echo`
 //! are measured against the binary by `benches/hostile`.
 
+mod common;
+
 use base64::Engine;
 use bytes::Bytes;
-use rtwire::hub::{Hub, Since};
+use common::serve::start_with as start;
+use rtwire::hub::Since;
 use rtwire::proto::{CloseCode, Keepalive, Message};
-use rtwire::serve::{ServeConfig, Server, TokenAuth, UserTokens};
+use rtwire::serve::{ServeConfig, TokenAuth, UserTokens};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,45 +25,6 @@ use tokio::sync::oneshot;
 use tokio::time::timeout;
 
 // ----- a server under test -----
-
-struct Running {
-    addr: SocketAddr,
-    /// The server's hub, kept before `run_until` takes the server.
-    hub: Hub,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = self.done.await;
-    }
-}
-
-async fn start(mut config: ServeConfig, auth: TokenAuth) -> Running {
-    config.addr = "127.0.0.1:0".parse().unwrap();
-    let server = Server::bind(config, auth).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let hub = server.hub().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(async move {
-        server
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    Running {
-        addr,
-        hub,
-        stop: Some(stop),
-        done,
-    }
-}
 
 /// Bounds every wait of a test on the network: a broken defence fails the
 /// test instead of hanging it.

@@ -2,6 +2,8 @@
 //! (independent of the encoder under test) and ways to drain a connection.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use rtwire::proto::frame::{FrameHeader, OpCode};
 use rtwire::proto::mask::apply_mask_reference;
 use rtwire::proto::{Config, Connection, Event, Message, Role};
