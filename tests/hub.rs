@@ -853,3 +853,40 @@ async fn the_history_bound_counts_cached_encodings() {
         2
     );
 }
+
+#[tokio::test]
+async fn all_histories_together_are_bounded_oldest_channels_trimmed_first() {
+    let hub = hub_with(HubConfig {
+        history_bytes: 1 << 20,
+        history_bytes_total: 8000,
+        ..HubConfig::default()
+    });
+    // One client publishing 1000 bytes to each of 20 names: each channel
+    // alone is far under its own bound.
+    let firsts: Vec<_> = (0..20)
+        .map(|i| {
+            hub.publish(&format!("c{i}"), Bytes::from(vec![b'p'; 1000]), None)
+                .unwrap()
+        })
+        .collect();
+    let held = hub.stats().history_bytes;
+    assert!(held <= 8000, "histories hold {held} bytes");
+    // The newest channel kept its message; the oldest lost it, and a
+    // client resuming from before it is told of the gap.
+    let newest = hub.history_after("c19", Since::Beginning, 10);
+    assert_eq!(newest.messages.len(), 1);
+    let oldest = hub.history_after("c0", Since::After(id(firsts[0].id.seq - 1)), 10);
+    assert!(oldest.messages.is_empty());
+    assert!(
+        matches!(oldest.resume, Resume::Gap { .. }),
+        "{:?}",
+        oldest.resume
+    );
+    // Cached encodings count against the hub-wide bound as well.
+    let before = hub.stats().history_bytes;
+    firsts[19].encoded(FormatKey::SSE, |m| Bytes::from(vec![b'x'; m.data.len()]));
+    assert_eq!(hub.stats().history_bytes, before + 1000);
+    // Evicted and swept channels give their bytes back.
+    assert_eq!(hub.sweep_at(Instant::now() + Duration::from_secs(3600)), 20);
+    assert_eq!(hub.stats().history_bytes, 0);
+}

@@ -151,7 +151,7 @@ impl ChannelState {
             seq: self.last_seq,
         };
         let message = Arc::new(HubMessage::new(channel.clone(), id, data, sender));
-        self.remember(message.clone(), config);
+        self.remember(message.clone(), config, counters);
         self.last_publish = Instant::now();
         let fan_out = self.fan_out(&message);
         // Under the lock, so the subscriber gauge never dips below zero.
@@ -165,20 +165,50 @@ impl ChannelState {
     /// Appends to the history, then evicts the oldest messages until both
     /// bounds hold again. The byte bound counts payloads and the encodings
     /// cached for them (checked here, at every publish).
-    fn remember(&mut self, message: Arc<HubMessage>, config: &HubConfig) {
+    fn remember(&mut self, message: Arc<HubMessage>, config: &HubConfig, counters: &Counters) {
         self.history_bytes += message.data.len();
-        message.charge_encodings_to(self.encoded_bytes.clone());
+        counters
+            .history_bytes
+            .fetch_add(message.data.len(), Relaxed);
+        message.charge_encodings_to([self.encoded_bytes.clone(), counters.history_bytes.clone()]);
         self.history.push_back(message);
         while self.history.len() > config.history_messages
-            || self.history_bytes + self.encoded_bytes.load(Relaxed) > config.history_bytes
+            || self.retained_bytes() > config.history_bytes
         {
-            let Some(old) = self.history.pop_front() else {
+            if !self.evict_oldest(counters) {
                 break;
-            };
-            self.history_bytes -= old.data.len();
-            let charged = old.stop_charging();
-            self.encoded_bytes.fetch_sub(charged, Relaxed);
+            }
         }
+    }
+
+    /// The bytes the history holds: payloads and their cached encodings.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        self.history_bytes + self.encoded_bytes.load(Relaxed)
+    }
+
+    /// Drops the oldest message of the history, taking its bytes back from
+    /// the channel's and the hub's counters; false if the history is empty.
+    pub(crate) fn evict_oldest(&mut self, counters: &Counters) -> bool {
+        let Some(old) = self.history.pop_front() else {
+            return false;
+        };
+        let charged = old.stop_charging();
+        let freed = old.data.len() + charged;
+        self.history_bytes -= old.data.len();
+        self.encoded_bytes.fetch_sub(charged, Relaxed);
+        counters.history_bytes.fetch_sub(freed, Relaxed);
+        true
+    }
+
+    /// Drops the whole history, for a channel leaving the registry (the
+    /// sequence numbers stay: the registry's floor rises past them).
+    pub(crate) fn forget_history(&mut self, counters: &Counters) {
+        while self.evict_oldest(counters) {}
+    }
+
+    /// Whether the history holds any message.
+    pub(crate) fn has_history(&self) -> bool {
+        !self.history.is_empty()
     }
 
     /// When the last message was published, or the channel was made.

@@ -48,16 +48,16 @@ pub struct HubMessage {
     pub sender: Option<SenderId>,
     encodings: [OnceLock<Bytes>; FormatKey::SLOTS],
     /// Where the bytes of encodings made while the message is in its
-    /// channel's history are counted, so the history's byte bound covers
-    /// them too.
+    /// channel's history are counted (the channel's and the hub's
+    /// counters), so the history's byte bounds cover them too.
     charge: Mutex<Charge>,
 }
 
-/// The history counter a message's encodings are charged to, and how much
-/// was charged to it.
+/// The history counters a message's encodings are charged to, and how
+/// much was charged to each.
 #[derive(Default)]
 struct Charge {
-    to: Option<Arc<AtomicUsize>>,
+    to: Option<[Arc<AtomicUsize>; 2]>,
     charged: usize,
 }
 
@@ -78,13 +78,14 @@ impl HubMessage {
         }
     }
 
-    /// Charges this message's encodings, from now on, to `counter`.
-    pub(crate) fn charge_encodings_to(&self, counter: Arc<AtomicUsize>) {
-        self.charge().to = Some(counter);
+    /// Charges this message's encodings, from now on, to both counters
+    /// (its channel's and the hub's).
+    pub(crate) fn charge_encodings_to(&self, counters: [Arc<AtomicUsize>; 2]) {
+        self.charge().to = Some(counters);
     }
 
     /// Stops charging encodings; returns how much had been charged, for
-    /// the counter's owner to take back.
+    /// the counters' owner to take back from each.
     pub(crate) fn stop_charging(&self) -> usize {
         let mut charge = self.charge();
         charge.to = None;
@@ -139,8 +140,10 @@ impl HubMessage {
             .clone();
         if made > 0 {
             let mut charge = self.charge();
-            if let Some(counter) = &charge.to {
-                counter.fetch_add(made, Relaxed);
+            if let Some(counters) = &charge.to {
+                for counter in counters {
+                    counter.fetch_add(made, Relaxed);
+                }
                 charge.charged += made;
             }
         }

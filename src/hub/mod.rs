@@ -49,8 +49,9 @@ use channel::{Channel, ChannelState};
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::pin;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -64,6 +65,14 @@ pub struct HubConfig {
     /// and the encoded forms cached by [`HubMessage::encoded`] for them,
     /// checked at every publish.
     pub history_bytes: usize,
+    /// The most bytes all channels' histories keep together (default
+    /// 256 MiB), counted as [`HubConfig::history_bytes`] is. Past it, a
+    /// publish trims the histories of the least recently published
+    /// channels, oldest messages first, to seven eighths of the bound, so
+    /// one client publishing to many names cannot make the hub hold
+    /// `max_channels` × `history_bytes`. A resume from a trimmed message is
+    /// told [`Resume::Gap`], as after any eviction.
+    pub history_bytes_total: usize,
     /// How many messages may wait in one subscriber's queue before it is
     /// dropped with [`Closed::Lagged`] (default 1024; at least 1).
     pub queue_capacity: usize,
@@ -92,6 +101,7 @@ impl Default for HubConfig {
         HubConfig {
             history_messages: 1000,
             history_bytes: 16 << 20,
+            history_bytes_total: 256 << 20,
             queue_capacity: 1024,
             queue_bytes: 4 << 20,
             idle_timeout: Duration::from_secs(600),
@@ -152,6 +162,9 @@ pub struct HubStats {
     pub waiters: u64,
     /// Channels now.
     pub channels: usize,
+    /// Bytes all histories hold now: payloads and the encodings cached
+    /// for them (bounded by [`HubConfig::history_bytes_total`]).
+    pub history_bytes: usize,
 }
 
 /// Options for [`Hub::subscribe_with`].
@@ -172,6 +185,9 @@ pub(crate) struct Counters {
     lagged: AtomicU64,
     subscribers: AtomicU64,
     waiters: AtomicU64,
+    /// What every channel's history holds, in bytes; the messages in
+    /// them charge their encodings here too.
+    history_bytes: Arc<AtomicUsize>,
 }
 
 /// The channels by name, and what outlives a swept channel.
@@ -189,6 +205,9 @@ struct Inner {
     registry: RwLock<Registry>,
     counters: Arc<Counters>,
     next_sender: AtomicU64,
+    /// A publish is trimming histories to the hub-wide bound; others
+    /// need not.
+    trimming: AtomicBool,
 }
 
 /// The pub/sub hub: cheap to clone, every clone is the same hub.
@@ -270,6 +289,7 @@ impl Hub {
             registry: RwLock::new(registry),
             counters: Arc::default(),
             next_sender: AtomicU64::new(1),
+            trimming: AtomicBool::new(false),
         };
         Hub {
             inner: Arc::new(inner),
@@ -308,7 +328,7 @@ impl Hub {
             return Err(HubError::MessageTooLarge { size, limit });
         }
         let inner = &*self.inner;
-        self.with_channel(channel, |channel, state| {
+        let published = self.with_channel(channel, |channel, state| {
             let message = state.publish(
                 &channel.name,
                 inner.epoch,
@@ -322,7 +342,45 @@ impl Hub {
                 channel.notify.notify_waiters();
             }
             Ok(message)
-        })
+        });
+        if inner.counters.history_bytes.load(Relaxed) > inner.config.history_bytes_total {
+            self.trim_histories();
+        }
+        published
+    }
+
+    /// Trims the histories of the least recently published channels,
+    /// oldest messages first, until all of them together hold at most
+    /// seven eighths of [`HubConfig::history_bytes_total`]: one scan of
+    /// the table frees at least an eighth of the bound.
+    fn trim_histories(&self) {
+        let inner = &*self.inner;
+        if inner.trimming.swap(true, Acquire) {
+            return;
+        }
+        let bound = inner.config.history_bytes_total;
+        let target = bound - bound / 8;
+        let held = || inner.counters.history_bytes.load(Relaxed);
+        let mut oldest: Vec<(Instant, Arc<Channel>)> = self
+            .registry()
+            .channels
+            .values()
+            .filter_map(|channel| {
+                let state = channel.lock();
+                state
+                    .has_history()
+                    .then(|| (state.last_publish(), channel.clone()))
+            })
+            .collect();
+        oldest.sort_unstable_by_key(|(at, _)| *at);
+        for (_, channel) in oldest {
+            if held() <= target {
+                break;
+            }
+            let mut state = channel.lock();
+            while held() > target && state.evict_oldest(&inner.counters) {}
+        }
+        inner.trimming.store(false, Release);
     }
 
     /// Subscribes to `channel` (created if need be) from `since`.
@@ -440,7 +498,10 @@ impl Hub {
             return 0;
         }
         let mut registry = self.registry_mut();
-        remove_channels(&mut registry, candidates, |state| state.is_idle(now, idle))
+        let counters = &self.inner.counters;
+        remove_channels(&mut registry, counters, candidates, |state| {
+            state.is_idle(now, idle)
+        })
     }
 
     /// Shuts the hub down: every subscription ends with
@@ -484,6 +545,7 @@ impl Hub {
             subscribers: counters.subscribers.load(Relaxed),
             waiters: counters.waiters.load(Relaxed),
             channels: self.channel_count(),
+            history_bytes: counters.history_bytes.load(Relaxed),
         }
     }
 
@@ -519,7 +581,10 @@ impl Hub {
             return Ok(channel.clone());
         }
         let limit = self.inner.config.max_channels;
-        if registry.channels.len() >= limit && evict_unlistened(&mut registry, limit / 64) == 0 {
+        let counters = &self.inner.counters;
+        if registry.channels.len() >= limit
+            && evict_unlistened(&mut registry, counters, limit / 64) == 0
+        {
             return Err(HubError::TooManyChannels { limit });
         }
         let channel = Arc::new(Channel::new(Arc::from(name), registry.seq_floor));
@@ -567,7 +632,7 @@ impl Hub {
 
 /// Removes up to `batch` (at least one) of the channels nobody listens
 /// to, least recently published first; returns how many.
-fn evict_unlistened(registry: &mut Registry, batch: usize) -> usize {
+fn evict_unlistened(registry: &mut Registry, counters: &Counters, batch: usize) -> usize {
     let mut candidates: Vec<(Instant, Arc<Channel>)> = registry
         .channels
         .values()
@@ -584,15 +649,18 @@ fn evict_unlistened(registry: &mut Registry, batch: usize) -> usize {
         candidates.truncate(batch);
     }
     let candidates = candidates.into_iter().map(|(_, channel)| channel);
-    remove_channels(registry, candidates, ChannelState::is_unlistened)
+    remove_channels(registry, counters, candidates, ChannelState::is_unlistened)
 }
 
 /// Removes each candidate that still satisfies `still` under its lock (a
 /// caller that looked it up before the registry was locked may have
 /// subscribed since); returns how many. Ids are never reused: the floor
-/// rises past the removed channels' numbers.
+/// rises past the removed channels' numbers. Their histories are dropped
+/// from the count (a message still queued to a subscriber or held by a
+/// poll answer lives on, uncounted, until that lets go of it).
 fn remove_channels(
     registry: &mut Registry,
+    counters: &Counters,
     candidates: impl IntoIterator<Item = Arc<Channel>>,
     still: impl Fn(&ChannelState) -> bool,
 ) -> usize {
@@ -603,6 +671,7 @@ fn remove_channels(
             continue;
         }
         state.removed = true;
+        state.forget_history(counters);
         registry.seq_floor = registry.seq_floor.max(state.last_seq());
         registry.channels.remove(&channel.name);
         removed += 1;

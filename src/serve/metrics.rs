@@ -112,6 +112,11 @@ impl Metrics {
             "# HELP rtwire_channels Channels alive.\n# TYPE rtwire_channels gauge\nrtwire_channels {}",
             hub.channel_count()
         );
+        let _ = writeln!(
+            out,
+            "# HELP rtwire_history_bytes Bytes all channels' histories hold.\n# TYPE rtwire_history_bytes gauge\nrtwire_history_bytes {}",
+            stats.history_bytes
+        );
         out
     }
 
