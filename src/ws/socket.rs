@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::Error;
+use crate::http::{Request, Response};
 use crate::proto::{CloseCode, Config, Connection, Event, Message, Role, State};
 
 /// Read at least this much at a time into the connection's buffer.
@@ -53,6 +54,18 @@ pub struct WebSocket<S> {
     keepalive: Option<KeepaliveTimer>,
     /// The budget shared with other sockets, and what this one took of it.
     budget: Option<(Arc<MemoryBudget>, usize)>,
+    /// What the opening handshake decided; boxed, as most code never asks.
+    handshake: Option<Box<HandshakeInfo>>,
+}
+
+/// What the opening handshake decided, kept on the socket.
+#[derive(Debug, Default)]
+pub(crate) struct HandshakeInfo {
+    pub(crate) protocol: Option<String>,
+    /// Server: the client's request head.
+    pub(crate) request: Option<Request>,
+    /// Client: the server's 101 head.
+    pub(crate) response: Option<Response>,
 }
 
 /// The timer behind keepalive. Polling a tokio timer costs a waker
@@ -151,6 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             write_stall: None,
             keepalive: None,
             budget: None,
+            handshake: None,
         }
     }
 
@@ -532,5 +546,32 @@ mod tests {
             .expect("write");
         let got = ws.recv().await.expect("recv").expect("a message");
         assert_eq!(got, Message::text(""));
+    }
+}
+
+/// What the opening handshake decided.
+impl<S> WebSocket<S> {
+    /// The subprotocol the handshake agreed on, on either side; `None`
+    /// without one, and for sockets made with
+    /// [`from_raw`](Self::from_raw) or [`from_connection`](Self::from_connection).
+    pub fn protocol(&self) -> Option<&str> {
+        self.handshake.as_ref()?.protocol.as_deref()
+    }
+
+    /// Server: the client's upgrade request head (method, target with path
+    /// and query, headers). `None` on a client, and for sockets made with
+    /// `from_raw` or `from_connection`.
+    pub fn request(&self) -> Option<&Request> {
+        self.handshake.as_ref()?.request.as_ref()
+    }
+
+    /// Client: the server's `101 Switching Protocols` head. `None` on a
+    /// server, and for sockets made with `from_raw` or `from_connection`.
+    pub fn response(&self) -> Option<&Response> {
+        self.handshake.as_ref()?.response.as_ref()
+    }
+
+    pub(crate) fn set_handshake(&mut self, info: HandshakeInfo) {
+        self.handshake = Some(Box::new(info));
     }
 }
