@@ -519,3 +519,20 @@ async fn sockets_made_without_a_handshake_have_no_handshake_detail() {
         (None, None, None)
     );
 }
+
+#[tokio::test]
+async fn a_server_may_choose_not_to_keep_the_request() {
+    let (client_io, server_io) = tokio::io::duplex(4096);
+    let server = tokio::spawn(async move {
+        let config = AcceptConfig::default().keep_request(false);
+        let upgrade = Upgrade::read(server_io, &config).await.unwrap();
+        assert_eq!(upgrade.request().path(), "/kept");
+        let ws = upgrade.accept(AcceptResponse::new()).await.unwrap();
+        (ws.request().is_none(), ws.protocol().is_none())
+    });
+    let url = rtwire::handshake::WsUrl::parse("ws://localhost/kept").unwrap();
+    let (_client, _) = ws::client_handshake(client_io, &url, &ConnectConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(server.await.unwrap(), (true, true));
+}

@@ -35,6 +35,11 @@ pub struct AcceptConfig {
     /// permessage-deflate (RFC 7692) to accept when a client offers it.
     /// Default `None`: compression off.
     pub deflate: Option<DeflateConfig>,
+    /// Whether the socket keeps the request head for
+    /// [`WebSocket::request`]. Default `true`; a server holding many
+    /// idle sockets that has no use for it saves its size per socket
+    /// (commonly half a kilobyte or more) with `false`.
+    pub keep_request: bool,
 }
 
 impl Default for AcceptConfig {
@@ -45,6 +50,7 @@ impl Default for AcceptConfig {
             handshake_timeout: Duration::from_secs(10),
             hook: Arc::new(ServerOptions::default()),
             deflate: None,
+            keep_request: true,
         }
     }
 }
@@ -67,6 +73,17 @@ impl AcceptConfig {
         self.deflate = Some(config);
         self
     }
+
+    /// Sets [`keep_request`](Self::keep_request).
+    ///
+    /// ```
+    /// let config = rtwire::ws::AcceptConfig::default().keep_request(false);
+    /// assert!(!config.keep_request);
+    /// ```
+    pub fn keep_request(mut self, keep: bool) -> Self {
+        self.keep_request = keep;
+        self
+    }
 }
 
 impl std::fmt::Debug for AcceptConfig {
@@ -76,6 +93,7 @@ impl std::fmt::Debug for AcceptConfig {
             .field("head_limits", &self.head_limits)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("deflate", &self.deflate)
+            .field("keep_request", &self.keep_request)
             .finish_non_exhaustive()
     }
 }
@@ -314,8 +332,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
     }
 
     /// Answers with `101 Switching Protocols` and returns the socket, which
-    /// keeps the request and the subprotocol ([`WebSocket::request`],
-    /// [`WebSocket::protocol`]).
+    /// keeps the subprotocol and (unless the config's
+    /// [`keep_request`](AcceptConfig::keep_request) is off) the request
+    /// ([`WebSocket::protocol`], [`WebSocket::request`]).
     ///
     /// The subprotocol is `answer`'s, or else the config's hook's choice;
     /// permessage-deflate is negotiated under the config's `deflate`. An
@@ -351,7 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
         let mut ws = WebSocket::from_connection(self.stream, conn, &self.leftover);
         ws.set_handshake(HandshakeInfo {
             protocol: accepted.protocol,
-            request: Some(self.request),
+            request: config.keep_request.then_some(self.request),
             response: None,
         });
         Ok(ws)

@@ -559,8 +559,9 @@ impl<S> WebSocket<S> {
     }
 
     /// Server: the client's upgrade request head (method, target with path
-    /// and query, headers). `None` on a client, and for sockets made with
-    /// `from_raw` or `from_connection`.
+    /// and query, headers). `None` on a client, on a server whose
+    /// [`AcceptConfig::keep_request`](super::AcceptConfig::keep_request) is
+    /// off, and for sockets made with `from_raw` or `from_connection`.
     pub fn request(&self) -> Option<&Request> {
         self.handshake.as_ref()?.request.as_ref()
     }
@@ -571,7 +572,9 @@ impl<S> WebSocket<S> {
         self.handshake.as_ref()?.response.as_ref()
     }
 
+    /// Keeps `info`; allocates nothing when there is nothing to keep.
     pub(crate) fn set_handshake(&mut self, info: HandshakeInfo) {
-        self.handshake = Some(Box::new(info));
+        let empty = info.protocol.is_none() && info.request.is_none() && info.response.is_none();
+        self.handshake = (!empty).then(|| Box::new(info));
     }
 }
