@@ -512,6 +512,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 }
 
+/// What the opening handshake decided.
+impl<S> WebSocket<S> {
+    /// The subprotocol the handshake agreed on, on either side; `None`
+    /// without one, and for sockets made with
+    /// [`from_raw`](Self::from_raw) or [`from_connection`](Self::from_connection).
+    pub fn protocol(&self) -> Option<&str> {
+        self.handshake.as_ref()?.protocol.as_deref()
+    }
+
+    /// Server: the client's upgrade request head (method, target with path
+    /// and query, headers). `None` on a client, on a server whose
+    /// [`AcceptConfig::keep_request`](super::AcceptConfig::keep_request) is
+    /// off, and for sockets made with `from_raw` or `from_connection`.
+    pub fn request(&self) -> Option<&Request> {
+        self.handshake.as_ref()?.request.as_ref()
+    }
+
+    /// Client: the server's `101 Switching Protocols` head. `None` on a
+    /// server, and for sockets made with `from_raw` or `from_connection`.
+    pub fn response(&self) -> Option<&Response> {
+        self.handshake.as_ref()?.response.as_ref()
+    }
+
+    /// Keeps `info`; allocates nothing when there is nothing to keep.
+    pub(crate) fn set_handshake(&mut self, info: HandshakeInfo) {
+        let empty = info.protocol.is_none() && info.request.is_none() && info.response.is_none();
+        self.handshake = (!empty).then(|| Box::new(info));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,35 +576,5 @@ mod tests {
             .expect("write");
         let got = ws.recv().await.expect("recv").expect("a message");
         assert_eq!(got, Message::text(""));
-    }
-}
-
-/// What the opening handshake decided.
-impl<S> WebSocket<S> {
-    /// The subprotocol the handshake agreed on, on either side; `None`
-    /// without one, and for sockets made with
-    /// [`from_raw`](Self::from_raw) or [`from_connection`](Self::from_connection).
-    pub fn protocol(&self) -> Option<&str> {
-        self.handshake.as_ref()?.protocol.as_deref()
-    }
-
-    /// Server: the client's upgrade request head (method, target with path
-    /// and query, headers). `None` on a client, on a server whose
-    /// [`AcceptConfig::keep_request`](super::AcceptConfig::keep_request) is
-    /// off, and for sockets made with `from_raw` or `from_connection`.
-    pub fn request(&self) -> Option<&Request> {
-        self.handshake.as_ref()?.request.as_ref()
-    }
-
-    /// Client: the server's `101 Switching Protocols` head. `None` on a
-    /// server, and for sockets made with `from_raw` or `from_connection`.
-    pub fn response(&self) -> Option<&Response> {
-        self.handshake.as_ref()?.response.as_ref()
-    }
-
-    /// Keeps `info`; allocates nothing when there is nothing to keep.
-    pub(crate) fn set_handshake(&mut self, info: HandshakeInfo) {
-        let empty = info.protocol.is_none() && info.request.is_none() && info.response.is_none();
-        self.handshake = (!empty).then(|| Box::new(info));
     }
 }
