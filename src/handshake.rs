@@ -460,6 +460,26 @@ pub fn server_accept(
 /// Checks a request and its `Origin` against `hook`: [`validate_request`],
 /// then [`ServerHook::allow_origin`]. The first half of [`server_accept`],
 /// for servers that look at the request before answering it.
+///
+/// ```
+/// use rtwire::handshake::{check_request, HandshakeError, ServerOptions};
+/// use rtwire::http::{HeadLimits, Parse, Request};
+///
+/// let head = b"GET /chat?room=1 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///     Sec-WebSocket-Version: 13\r\nOrigin: https://evil.example\r\n\r\n";
+/// let Ok(Parse::Complete(req, _)) = Request::parse(head, &HeadLimits::default()) else {
+///     panic!("complete head expected");
+/// };
+/// let up = check_request(&req, &ServerOptions::default())?;
+/// assert_eq!(up.path, "/chat?room=1");
+/// let strict = ServerOptions {
+///     allowed_origins: Some(vec!["https://app.example".into()]),
+///     ..Default::default()
+/// };
+/// assert_eq!(check_request(&req, &strict), Err(HandshakeError::OriginRefused));
+/// # Ok::<(), HandshakeError>(())
+/// ```
 pub fn check_request(
     req: &http::Request,
     hook: &dyn ServerHook,
@@ -1032,6 +1052,23 @@ pub const MAX_REJECTED_BODY: usize = 64 * 1024;
 
 /// A server's answer other than 101 to an upgrade request
 /// ([`HandshakeError::Rejected`]).
+///
+/// ```
+/// use rtwire::handshake::{ClientHandshake, WsUrl};
+/// use rtwire::http::{HeadLimits, Parse, Response};
+///
+/// let bytes = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+/// let Ok(Parse::Complete(head, _)) = Response::parse(bytes, &HeadLimits::default()) else {
+///     panic!("complete head expected");
+/// };
+/// let client = ClientHandshake::new(&WsUrl::parse("ws://localhost/")?, &[], None);
+/// let err = client.validate_response(&head).unwrap_err();
+/// let refusal = err.rejected().expect("a refusal");
+/// assert_eq!((refusal.status, refusal.reason.as_str()), (404, "Not Found"));
+/// assert_eq!(refusal.body_text(), ""); // the sans-IO check reads no body
+/// assert!(err.is_peer_fault());
+/// # Ok::<(), rtwire::handshake::HandshakeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RejectedResponse {

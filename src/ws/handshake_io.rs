@@ -405,6 +405,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
 
 impl Upgrade<TcpStream> {
     /// [`read`](Self::read) for a TCP stream, recording its peer address.
+    ///
+    /// ```no_run
+    /// # async fn demo(listener: tokio::net::TcpListener) -> Result<(), rtwire::ws::Error> {
+    /// use rtwire::ws::{AcceptConfig, AcceptResponse, Upgrade};
+    /// let (stream, _) = listener.accept().await?;
+    /// let upgrade = Upgrade::read_tcp(stream, &AcceptConfig::default()).await?;
+    /// println!("{} from {:?}", upgrade.request().target, upgrade.peer_addr());
+    /// let ws = upgrade.accept(AcceptResponse::new()).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn read_tcp(stream: TcpStream, config: &AcceptConfig) -> Result<Self, Error> {
         let addr = stream.peer_addr();
         let upgrade = Upgrade::read(stream, config).await?;

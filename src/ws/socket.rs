@@ -513,6 +513,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 }
 
 /// What the opening handshake decided.
+///
+/// ```
+/// use rtwire::handshake::WsUrl;
+/// use rtwire::ws::{self, AcceptConfig, ConnectConfig};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws::Error> {
+/// let (client_io, server_io) = tokio::io::duplex(4096);
+/// let server = tokio::spawn(async move {
+///     let config = AcceptConfig::default().hook(rtwire::handshake::ServerOptions {
+///         protocols: vec!["chat".into()],
+///         allowed_origins: None,
+///     });
+///     ws::accept_with(server_io, &config).await
+/// });
+/// let url = WsUrl::parse("ws://localhost/room?id=3")?;
+/// let (client, _) =
+///     ws::client_handshake(client_io, &url, &ConnectConfig::default().protocols(["chat"])).await?;
+/// let server = server.await.unwrap()?;
+/// assert_eq!((client.protocol(), server.protocol()), (Some("chat"), Some("chat")));
+/// assert_eq!(server.request().map(|r| r.target.as_str()), Some("/room?id=3"));
+/// assert_eq!(client.response().map(|r| r.status), Some(101));
+/// assert!(client.request().is_none() && server.response().is_none());
+/// # Ok(()) }
+/// ```
 impl<S> WebSocket<S> {
     /// The subprotocol the handshake agreed on, on either side; `None`
     /// without one, and for sockets made with
