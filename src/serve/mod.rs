@@ -31,7 +31,10 @@ mod sse;
 mod websocket;
 
 pub use accept::{raise_descriptor_limit, Accepted, Acceptor};
-pub use auth::{Action, AuthHook, Denied, TokenAuth, UserTokenError, UserTokens, MIN_SECRET_LEN};
+pub use auth::{
+    Action, AuthFuture, AuthHook, AuthRequest, Denied, TokenAuth, UserTokenError, UserTokens,
+    MIN_SECRET_LEN,
+};
 pub use params::{valid_channel, MAX_CHANNEL_LEN};
 
 /// The transports' parsers of network input, for the fuzz targets in
@@ -260,7 +263,7 @@ impl Server {
                 }
                 accepted = acceptor.accept() => {
                     let (stream, over_cap) = match accepted {
-                        Accepted::Stream(stream, _peer) => {
+                        Accepted::Stream(stream, peer) => {
                             // Heads and bodies go out in separate writes:
                             // Nagle would hold a body back by the client's
                             // delayed ACK.
@@ -270,12 +273,12 @@ impl Server {
                                     let app = app.clone();
                                     tasks.spawn(async move {
                                         let conn = HttpConn::new(stream, write_timeout);
-                                        routes::serve_connection(app, conn).await;
+                                        routes::serve_connection(app, conn, peer).await;
                                         drop(permit);
                                     });
                                     continue;
                                 }
-                                Err(_) => (stream, Some(slots.clone())),
+                                Err(_) => (stream, Some((slots.clone(), peer))),
                             }
                         }
                         Accepted::OutOfDescriptors(stream) => (stream, None),
@@ -292,13 +295,13 @@ impl Server {
                             Some(_) => "too many connections",
                             None => "server out of descriptors",
                         };
-                        if let Some(slots) = over_cap {
+                        if let Some((slots, peer)) = over_cap {
                             app.shed.notify_waiters();
                             let slot = tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await;
                             if let Ok(Ok(permit)) = slot {
                                 drop(waiting);
                                 let conn = HttpConn::new(stream, write_timeout);
-                                routes::serve_connection(app, conn).await;
+                                routes::serve_connection(app, conn, peer).await;
                                 drop(permit);
                                 return;
                             }

@@ -1,15 +1,17 @@
 //! The request loop of one connection and the route table.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
-use super::auth::Action;
+use super::auth::{Action, AuthRequest};
 use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
 use super::metrics::Transport;
 use super::params::valid_channel;
 use super::response::Response;
 use super::{long_poll, poll, sse, websocket, App};
 use crate::hub::HubError;
+use bytes::Bytes;
 
 /// What became of the connection after a request. Moved once per request,
 /// so its size costs nothing worth a box.
@@ -22,7 +24,11 @@ pub(crate) enum Next {
 }
 
 /// Serves requests on one connection until it closes.
-pub(crate) async fn serve_connection(app: Arc<App>, mut conn: HttpConn<TcpStream>) {
+pub(crate) async fn serve_connection(
+    app: Arc<App>,
+    mut conn: HttpConn<TcpStream>,
+    peer: SocketAddr,
+) {
     let mut shutdown = app.shutdown.clone();
     loop {
         let read = tokio::select! {
@@ -44,7 +50,7 @@ pub(crate) async fn serve_connection(app: Arc<App>, mut conn: HttpConn<TcpStream
             Read::Request(incoming) => incoming,
         };
         let keep_alive = wants_keep_alive(&incoming.request) && !*shutdown.borrow();
-        match handle(&app, conn, incoming, keep_alive).await {
+        match handle(&app, conn, incoming, peer, keep_alive).await {
             Next::KeepAlive(next) if keep_alive => conn = next,
             _ => return,
         }
@@ -103,8 +109,10 @@ async fn handle(
     app: &Arc<App>,
     mut conn: HttpConn<TcpStream>,
     incoming: Incoming,
+    peer: SocketAddr,
     keep_alive: bool,
 ) -> Next {
+    let asker = AuthRequest::new(&incoming.request, peer);
     let path = incoming.request.path().to_owned();
     let route = resolve(&incoming.request.method, &path);
     let head_only = incoming.request.method == "HEAD";
@@ -123,15 +131,15 @@ async fn handle(
         Route::WrongMethod(allow) => {
             Response::error(405, "method not allowed").header("Allow", allow)
         }
-        Route::Publish(channel) => publish(app, &incoming, channel),
-        Route::Poll(channel) => match authorize(app, &incoming, channel) {
+        Route::Publish(channel) => publish(app, asker, &incoming.body, channel).await,
+        Route::Poll(channel) => match authorize(app, asker, channel).await {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::Poll);
                 poll::answer(app, &incoming.request, channel)
             }
             Err(denied) => denied,
         },
-        Route::LongPoll(channel) => match authorize(app, &incoming, channel) {
+        Route::LongPoll(channel) => match authorize(app, asker, channel).await {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::LongPoll);
                 let answer = long_poll::answer(app, &incoming.request, channel);
@@ -144,11 +152,11 @@ async fn handle(
             }
             Err(denied) => denied,
         },
-        Route::Events(channel) if head_only => match authorize(app, &incoming, channel) {
+        Route::Events(channel) if head_only => match authorize(app, asker, channel).await {
             Ok(_) => sse::head_response(),
             Err(denied) => denied,
         },
-        Route::Events(channel) => match authorize(app, &incoming, channel) {
+        Route::Events(channel) => match authorize(app, asker, channel).await {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::Sse);
                 sse::stream(app, conn, &incoming.request, channel).await;
@@ -156,10 +164,10 @@ async fn handle(
             }
             Err(denied) => denied,
         },
-        Route::WebSocket => match app.auth.authorize(&incoming.request, Action::Connect) {
+        Route::WebSocket => match app.auth.authorize(asker, Action::Connect).await {
             Ok(identity) => {
                 let _open = app.metrics.open(Transport::WebSocket);
-                websocket::serve(app, conn, &incoming.request, identity).await;
+                websocket::serve(app, conn, asker, identity).await;
                 return Next::Done;
             }
             Err(denied) => Response::error(denied.status, &denied.reason),
@@ -174,10 +182,15 @@ async fn handle(
 
 /// Checks that the request may read `channel`: the hook's verdict, and
 /// private rooms (`user:NAME`) only for NAME.
-fn authorize(app: &App, incoming: &Incoming, channel: &str) -> Result<Option<String>, Response> {
+async fn authorize(
+    app: &App,
+    asker: AuthRequest<'_>,
+    channel: &str,
+) -> Result<Option<String>, Response> {
     let identity = app
         .auth
-        .authorize(&incoming.request, Action::Subscribe(channel))
+        .authorize(asker, Action::Subscribe(channel))
+        .await
         .map_err(|d| Response::error(d.status, &d.reason))?;
     check_private(channel, identity.as_deref())?;
     Ok(identity)
@@ -193,14 +206,12 @@ pub(crate) fn check_private(channel: &str, identity: Option<&str>) -> Result<(),
     }
 }
 
-fn publish(app: &App, incoming: &Incoming, channel: &str) -> Response {
-    if let Err(denied) = app
-        .auth
-        .authorize(&incoming.request, Action::Publish(channel))
-    {
+async fn publish(app: &App, asker: AuthRequest<'_>, body: &Bytes, channel: &str) -> Response {
+    let verdict = app.auth.authorize(asker, Action::Publish(channel)).await;
+    if let Err(denied) = verdict {
         return Response::error(denied.status, &denied.reason);
     }
-    match app.hub.publish(channel, incoming.body.clone(), None) {
+    match app.hub.publish(channel, body.clone(), None) {
         Ok(message) => Response::json(202, format!("{{\"id\":\"{}\"}}\n", message.id)),
         Err(e) => hub_error(&e),
     }
