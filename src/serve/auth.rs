@@ -74,6 +74,13 @@ impl<'a> AuthRequest<'a> {
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.head.headers.get(name)
     }
+
+    /// The credential of `Authorization: Bearer <credential>` (the scheme
+    /// in any case, RFC 9110 §11), if the request has one. Compare it with
+    /// [`secret_eq`].
+    pub fn bearer_token(&self) -> Option<&'a str> {
+        bearer_credential(self.head)
+    }
 }
 
 /// The future an [`AuthHook`] returns: boxed, so that the trait stays
@@ -282,7 +289,15 @@ pub(crate) fn bearer_credential(request: &Request) -> Option<&str> {
 /// hashed, then the fixed-size digests compared in constant time. What
 /// time still tells is the lengths, and only to SHA-256's 64-byte block
 /// (every token up to 55 bytes hashes in the same time).
-pub(crate) fn secret_eq(presented: &str, expected: &str) -> bool {
+///
+/// For hooks and handlers of your own that check a secret:
+///
+/// ```
+/// use rtwire::serve::secret_eq;
+/// assert!(secret_eq("let-me-in", "let-me-in"));
+/// assert!(!secret_eq("let-me-im", "let-me-in"));
+/// ```
+pub fn secret_eq(presented: &str, expected: &str) -> bool {
     ct_eq(
         &Sha256::digest(presented.as_bytes()),
         &Sha256::digest(expected.as_bytes()),

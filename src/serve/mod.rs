@@ -19,6 +19,7 @@
 
 mod accept;
 mod auth;
+mod embed;
 mod http_conn;
 mod json;
 mod long_poll;
@@ -32,9 +33,10 @@ mod websocket;
 
 pub use accept::{raise_descriptor_limit, Accepted, Acceptor};
 pub use auth::{
-    Action, AuthFuture, AuthHook, AuthRequest, Denied, TokenAuth, UserTokenError, UserTokens,
-    MIN_SECRET_LEN,
+    secret_eq, Action, AuthFuture, AuthHook, AuthRequest, Denied, TokenAuth, UserTokenError,
+    UserTokens, MIN_SECRET_LEN,
 };
+pub use embed::{BoxFuture, Handler, HttpRequest, HttpResponse, InvalidResponse};
 pub use params::{valid_channel, MAX_CHANNEL_LEN};
 
 /// The transports' parsers of network input, for the fuzz targets in
@@ -118,6 +120,14 @@ pub struct ServeConfig {
     pub ws_max_rooms: usize,
     /// How long shutdown waits for open requests. Default 5 s.
     pub shutdown_grace: Duration,
+    /// How long a [fallback handler](Server::fallback) may take to answer;
+    /// past it the client gets 503 and the handler's future is dropped.
+    /// Default 30 s.
+    pub handler_timeout: Duration,
+    /// Whether `GET /` serves the demo page. `false` hands `/` to the
+    /// fallback handler (or 404), for a program with a page of its own.
+    /// Default true.
+    pub demo_page: bool,
     /// The hub's limits.
     pub hub: HubConfig,
 }
@@ -149,6 +159,8 @@ impl Default for ServeConfig {
             ws_idle_timeout: Duration::from_secs(60),
             ws_max_rooms: 100,
             shutdown_grace: Duration::from_secs(5),
+            handler_timeout: Duration::from_secs(30),
+            demo_page: true,
             hub: HubConfig::default(),
         }
     }
@@ -180,6 +192,8 @@ pub(crate) struct App {
     pub config: ServeConfig,
     pub hub: Hub,
     pub auth: Box<dyn AuthHook>,
+    /// The embedding program's routes: whatever rtwire does not route.
+    pub fallback: Option<Box<dyn Handler>>,
     pub metrics: Metrics,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
@@ -200,7 +214,8 @@ pub(crate) struct App {
 /// ```
 pub struct Server {
     listener: TcpListener,
-    app: Arc<App>,
+    /// Shared with the connection tasks once `run_until` starts.
+    app: App,
     stop: watch::Sender<bool>,
 }
 
@@ -209,14 +224,15 @@ impl Server {
     pub async fn bind(config: ServeConfig, auth: impl AuthHook) -> std::io::Result<Server> {
         let listener = listen(config.addr, config.listen_backlog)?;
         let (stop, shutdown) = watch::channel(false);
-        let app = Arc::new(App {
+        let app = App {
             hub: Hub::with_config(config.hub.clone()),
             config,
             auth: Box::new(auth),
+            fallback: None,
             metrics: Metrics::default(),
             shutdown,
             shed: Notify::new(),
-        });
+        };
         Ok(Server {
             listener,
             app,
@@ -229,9 +245,46 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// The hub, for publishing from the embedding program.
-    pub fn hub(&self) -> &Hub {
-        &self.app.hub
+    /// The hub, for publishing from the embedding program: a handle to
+    /// the one hub every transport serves, to keep (in a handler, a task,
+    /// anywhere) after [`run_until`](Server::run_until) has taken the
+    /// server. A message published through it reaches SSE, WebSocket and
+    /// poll subscribers alike.
+    pub fn hub(&self) -> Hub {
+        self.app.hub.clone()
+    }
+
+    /// Hands every request that rtwire does not route to `handler`,
+    /// instead of answering 404: the embedding program's own routes, with
+    /// the same limits and deadlines as rtwire's. rtwire's routes are
+    /// `/ws`, `/channels/...`, `/healthz`, `/metrics`, and `/` unless
+    /// [`demo_page`](ServeConfig::demo_page) is off; a wrong method on one
+    /// of them is still rtwire's 405.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use rtwire::serve::{HttpRequest, HttpResponse, ServeConfig, Server, TokenAuth};
+    ///
+    /// let server = Server::bind(ServeConfig::default(), TokenAuth::default()).await?;
+    /// let hub = server.hub();
+    /// let server = server.fallback(move |request: HttpRequest| {
+    ///     let hub = hub.clone();
+    ///     async move {
+    ///         if (request.method(), request.path()) != ("POST", "/api/announce") {
+    ///             return HttpResponse::text(404, "no such route\n");
+    ///         }
+    ///         match hub.publish("announcements", request.body().clone(), None) {
+    ///             Ok(message) => HttpResponse::json(202, format!("{{\"id\":\"{}\"}}", message.id)),
+    ///             Err(e) => HttpResponse::text(503, e.to_string()),
+    ///         }
+    ///     }
+    /// });
+    /// server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
+    /// # }
+    /// ```
+    pub fn fallback(mut self, handler: impl Handler) -> Server {
+        self.app.fallback = Some(Box::new(handler));
+        self
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully:
@@ -244,6 +297,7 @@ impl Server {
             app,
             stop,
         } = self;
+        let app = Arc::new(app);
         let slots = Arc::new(Semaphore::new(app.config.max_connections));
         // Answering a client over the cap holds a descriptor for a moment:
         // that too is bounded, past it they are closed at once.

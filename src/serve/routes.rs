@@ -9,7 +9,7 @@ use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
 use super::metrics::Transport;
 use super::params::valid_channel;
 use super::response::Response;
-use super::{long_poll, poll, sse, websocket, App};
+use super::{long_poll, poll, sse, websocket, App, HttpRequest, HttpResponse};
 use crate::hub::HubError;
 use bytes::Bytes;
 
@@ -114,7 +114,10 @@ async fn handle(
 ) -> Next {
     let asker = AuthRequest::new(&incoming.request, peer);
     let path = incoming.request.path().to_owned();
-    let route = resolve(&incoming.request.method, &path);
+    let route = match resolve(&incoming.request.method, &path) {
+        Route::Demo if !app.config.demo_page => Route::NotFound,
+        route => route,
+    };
     let head_only = incoming.request.method == "HEAD";
     let response = match route {
         Route::Demo => Response::new(200, "text/html; charset=utf-8", DEMO_PAGE),
@@ -127,7 +130,19 @@ async fn handle(
         Route::BadChannel => {
             Response::error(400, "invalid channel name: 1-64 of A-Z a-z 0-9 - _ . :")
         }
-        Route::NotFound => Response::error(404, "no such route"),
+        Route::NotFound => match &app.fallback {
+            None => Response::error(404, "no such route"),
+            Some(handler) => {
+                let request = HttpRequest::new(incoming.request, incoming.body, peer);
+                let answer =
+                    tokio::time::timeout(app.config.handler_timeout, handler.call(request));
+                // A client that leaves drops the handler's future at once.
+                tokio::select! {
+                    answer = answer => handler_response(answer),
+                    _ = conn.closed(app.config.max_head_bytes) => return Next::Done,
+                }
+            }
+        },
         Route::WrongMethod(allow) => {
             Response::error(405, "method not allowed").header("Allow", allow)
         }
@@ -177,6 +192,16 @@ async fn handle(
     match conn.send(&response, keep_alive, head_only).await {
         Ok(()) if keep_alive => Next::KeepAlive(conn),
         _ => Next::Done,
+    }
+}
+
+/// What the client gets for a handler's answer: the response, a 500 if
+/// it cannot be sent as it is, a 503 if it came too late.
+fn handler_response(answer: Result<HttpResponse, tokio::time::error::Elapsed>) -> Response {
+    match answer.map(HttpResponse::into_response) {
+        Ok(Ok(response)) => response,
+        Ok(Err(invalid)) => Response::error(500, &format!("handler response not sent: {invalid}")),
+        Err(_) => Response::error(503, "handler did not answer in time").header("Retry-After", "1"),
     }
 }
 
