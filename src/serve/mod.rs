@@ -19,6 +19,7 @@
 
 mod accept;
 mod auth;
+mod cors;
 mod embed;
 mod http_conn;
 mod json;
@@ -36,6 +37,7 @@ pub use auth::{
     secret_eq, Action, AuthFuture, AuthHook, AuthRequest, Denied, TokenAuth, UserTokenError,
     UserTokens, MIN_SECRET_LEN,
 };
+pub use cors::{Cors, CorsError};
 pub use embed::{BoxFuture, Handler, HttpRequest, HttpResponse, InvalidResponse};
 pub use params::{valid_channel, MAX_CHANNEL_LEN};
 
@@ -128,6 +130,10 @@ pub struct ServeConfig {
     /// fallback handler (or 404), for a program with a page of its own.
     /// Default true.
     pub demo_page: bool,
+    /// Which other origins' pages may read the HTTP transports' answers
+    /// (publish, polls, SSE); see [`Cors`]. Default `None`: closed, no
+    /// CORS header at all.
+    pub cors: Option<Cors>,
     /// The hub's limits.
     pub hub: HubConfig,
 }
@@ -161,6 +167,7 @@ impl Default for ServeConfig {
             shutdown_grace: Duration::from_secs(5),
             handler_timeout: Duration::from_secs(30),
             demo_page: true,
+            cors: None,
             hub: HubConfig::default(),
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::auth::{Action, AuthRequest};
+use super::cors::is_preflight;
 use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
 use super::metrics::Transport;
 use super::params::valid_channel;
@@ -119,7 +120,16 @@ async fn handle(
         route => route,
     };
     let head_only = incoming.request.method == "HEAD";
-    let response = match route {
+    let cors = app.config.cors.as_ref().filter(|_| channel_route(&path));
+    if let Some(cors) = cors.filter(|_| is_preflight(&incoming.request)) {
+        let response = cors.preflight(&incoming.request);
+        return match conn.send(&response, keep_alive, false).await {
+            Ok(()) if keep_alive => Next::KeepAlive(conn),
+            _ => Next::Done,
+        };
+    }
+    let cors_headers = cors.map(|cors| cors.headers(&incoming.request));
+    let mut response = match route {
         Route::Demo => Response::new(200, "text/html; charset=utf-8", DEMO_PAGE),
         Route::Health => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
         Route::Metrics => Response::new(
@@ -188,11 +198,22 @@ async fn handle(
             Err(denied) => Response::error(denied.status, &denied.reason),
         },
     };
+    for (name, value) in cors_headers.into_iter().flatten() {
+        response = response.header(name, value);
+    }
     let keep_alive = keep_alive && !response.streamed;
     match conn.send(&response, keep_alive, head_only).await {
         Ok(()) if keep_alive => Next::KeepAlive(conn),
         _ => Next::Done,
     }
+}
+
+/// Whether `path` is one of the HTTP transports' routes, which CORS covers.
+fn channel_route(path: &str) -> bool {
+    matches!(
+        resolve("GET", path),
+        Route::Poll(_) | Route::LongPoll(_) | Route::Events(_)
+    ) || matches!(resolve("POST", path), Route::Publish(_))
 }
 
 /// What the client gets for a handler's answer: the response, a 500 if

@@ -50,21 +50,30 @@ pub(crate) async fn stream(
         Some(Ok(id)) => Since::After(id),
         Some(Err(_)) => {
             let bad = Response::error(400, "invalid Last-Event-ID: expected an id like 1a2b3c4d-7");
-            let _ = conn.send(&bad, false, false).await;
+            let _ = conn.send(&with_cors(app, request, bad), false, false).await;
             return;
         }
     };
     let mut subscription = match app.hub.subscribe(channel, since) {
         Ok(subscription) => subscription,
         Err(e) => {
-            let _ = conn.send(&hub_error(&e), false, false).await;
+            let refused = with_cors(app, request, hub_error(&e));
+            let _ = conn.send(&refused, false, false).await;
             return;
         }
     };
     let mut head = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-         X-Accel-Buffering: no\r\nConnection: close\r\n\r\n",
+         X-Accel-Buffering: no\r\nConnection: close\r\n",
     );
+    if let Some(cors) = &app.config.cors {
+        for (name, value) in cors.headers(request) {
+            // Origins are checked against the configured ones, which hold
+            // no CR or LF; `*`, `true` and the constants neither.
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
     head.push_str(&format!("retry: {}\n\n", app.config.sse_retry.as_millis()));
     if let Some(notice) = resume_notice(&subscription.resume()) {
         head.push_str(&notice);
@@ -102,6 +111,14 @@ pub(crate) async fn stream(
         if conn.write_all(&chunk).await.is_err() {
             return;
         }
+    }
+}
+
+/// `response` readable by the pages CORS allows.
+fn with_cors(app: &App, request: &Request, response: Response) -> Response {
+    match &app.config.cors {
+        Some(cors) => cors.apply(request, response),
+        None => response,
     }
 }
 
