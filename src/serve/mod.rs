@@ -49,6 +49,7 @@ pub mod fuzzing {
     pub use super::params::{percent_decode, query_param};
 }
 
+use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,7 +65,7 @@ use metrics::Metrics;
 use response::Response;
 
 /// Limits and timings of the server. Every size has a limit.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ServeConfig {
     /// Where to listen. Default 127.0.0.1:8080.
@@ -134,8 +135,77 @@ pub struct ServeConfig {
     /// (publish, polls, SSE); see [`Cors`]. Default `None`: closed, no
     /// CORS header at all.
     pub cors: Option<Cors>,
+    /// A bearer token `GET /metrics` requires (`Authorization: Bearer`
+    /// only, compared in constant time; else 401). Default `None`: open.
+    pub metrics_token: Option<String>,
     /// The hub's limits.
     pub hub: HubConfig,
+}
+
+/// Prints every field but the metrics token's value.
+impl fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let ServeConfig {
+            addr,
+            max_head_bytes,
+            max_body_bytes,
+            head_timeout,
+            body_min_rate,
+            write_timeout,
+            idle_timeout,
+            max_connections,
+            listen_backlog,
+            long_poll_timeout,
+            long_poll_max,
+            poll_max_messages,
+            poll_max_bytes,
+            sse_heartbeat,
+            sse_retry,
+            ws_max_message,
+            ws_deflate,
+            ws_keepalive,
+            ws_idle_timeout,
+            ws_max_rooms,
+            shutdown_grace,
+            handler_timeout,
+            demo_page,
+            cors,
+            metrics_token,
+            hub,
+        } = self;
+        f.debug_struct("ServeConfig")
+            .field("addr", addr)
+            .field("max_head_bytes", max_head_bytes)
+            .field("max_body_bytes", max_body_bytes)
+            .field("head_timeout", head_timeout)
+            .field("body_min_rate", body_min_rate)
+            .field("write_timeout", write_timeout)
+            .field("idle_timeout", idle_timeout)
+            .field("max_connections", max_connections)
+            .field("listen_backlog", listen_backlog)
+            .field("long_poll_timeout", long_poll_timeout)
+            .field("long_poll_max", long_poll_max)
+            .field("poll_max_messages", poll_max_messages)
+            .field("poll_max_bytes", poll_max_bytes)
+            .field("sse_heartbeat", sse_heartbeat)
+            .field("sse_retry", sse_retry)
+            .field("ws_max_message", ws_max_message)
+            .field("ws_deflate", ws_deflate)
+            .field("ws_keepalive", ws_keepalive)
+            .field("ws_idle_timeout", ws_idle_timeout)
+            .field("ws_max_rooms", ws_max_rooms)
+            .field("shutdown_grace", shutdown_grace)
+            .field("handler_timeout", handler_timeout)
+            .field("demo_page", demo_page)
+            .field("cors", cors)
+            .field(
+                "metrics_token",
+                &metrics_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("hub", hub)
+            .finish()
+    }
 }
 
 impl Default for ServeConfig {
@@ -168,6 +238,7 @@ impl Default for ServeConfig {
             handler_timeout: Duration::from_secs(30),
             demo_page: true,
             cors: None,
+            metrics_token: None,
             hub: HubConfig::default(),
         }
     }
@@ -333,7 +404,8 @@ impl Server {
                                 Ok(permit) => {
                                     let app = app.clone();
                                     tasks.spawn(async move {
-                                        let conn = HttpConn::new(stream, write_timeout);
+                                        let traffic = app.metrics.traffic.clone();
+                                        let conn = HttpConn::new(stream, write_timeout, traffic);
                                         routes::serve_connection(app, conn, peer).await;
                                         drop(permit);
                                     });
@@ -361,14 +433,17 @@ impl Server {
                             let slot = tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await;
                             if let Ok(Ok(permit)) = slot {
                                 drop(waiting);
-                                let conn = HttpConn::new(stream, write_timeout);
+                                let traffic = app.metrics.traffic.clone();
+                                let conn = HttpConn::new(stream, write_timeout, traffic);
                                 routes::serve_connection(app, conn, peer).await;
                                 drop(permit);
                                 return;
                             }
                         }
                         let busy = Response::error(503, reason).header("Retry-After", "1");
-                        HttpConn::new(stream, REFUSAL_TIME).reject(&busy).await;
+                        app.metrics.refused();
+                        let traffic = app.metrics.traffic.clone();
+                        HttpConn::new(stream, REFUSAL_TIME, traffic).reject(&busy).await;
                         drop(waiting);
                     });
                 }

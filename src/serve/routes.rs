@@ -4,13 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
-use super::auth::{Action, AuthRequest};
+use super::auth::{bearer_credential, secret_eq, Action, AuthRequest};
 use super::cors::is_preflight;
 use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
-use super::metrics::Transport;
+use super::metrics::{RouteLabel, Transport};
 use super::params::valid_channel;
 use super::response::Response;
 use super::{long_poll, poll, sse, websocket, App, HttpRequest, HttpResponse};
+use crate::http::Request;
 use crate::hub::HubError;
 use bytes::Bytes;
 
@@ -30,6 +31,7 @@ pub(crate) async fn serve_connection(
     mut conn: HttpConn<TcpStream>,
     peer: SocketAddr,
 ) {
+    let _open = app.metrics.connection();
     let mut shutdown = app.shutdown.clone();
     loop {
         let read = tokio::select! {
@@ -122,21 +124,19 @@ async fn handle(
     let head_only = incoming.request.method == "HEAD";
     let cors = app.config.cors.as_ref().filter(|_| channel_route(&path));
     if let Some(cors) = cors.filter(|_| is_preflight(&incoming.request)) {
+        app.metrics.request(RouteLabel::Preflight);
         let response = cors.preflight(&incoming.request);
         return match conn.send(&response, keep_alive, false).await {
             Ok(()) if keep_alive => Next::KeepAlive(conn),
             _ => Next::Done,
         };
     }
+    app.metrics.request(route_label(&route, app));
     let cors_headers = cors.map(|cors| cors.headers(&incoming.request));
     let mut response = match route {
         Route::Demo => Response::new(200, "text/html; charset=utf-8", DEMO_PAGE),
         Route::Health => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
-        Route::Metrics => Response::new(
-            200,
-            "text/plain; version=0.0.4; charset=utf-8",
-            app.metrics.render(&app.hub),
-        ),
+        Route::Metrics => metrics(app, &incoming.request),
         Route::BadChannel => {
             Response::error(400, "invalid channel name: 1-64 of A-Z a-z 0-9 - _ . :")
         }
@@ -191,7 +191,6 @@ async fn handle(
         },
         Route::WebSocket => match app.auth.authorize(asker, Action::Connect).await {
             Ok(identity) => {
-                let _open = app.metrics.open(Transport::WebSocket);
                 websocket::serve(app, conn, asker, identity).await;
                 return Next::Done;
             }
@@ -206,6 +205,40 @@ async fn handle(
         Ok(()) if keep_alive => Next::KeepAlive(conn),
         _ => Next::Done,
     }
+}
+
+/// The route's name in `rtwire_requests_total`.
+fn route_label(route: &Route<'_>, app: &App) -> RouteLabel {
+    match route {
+        Route::Demo => RouteLabel::Demo,
+        Route::Health => RouteLabel::Health,
+        Route::Metrics => RouteLabel::Metrics,
+        Route::WebSocket => RouteLabel::WebSocket,
+        Route::Publish(_) => RouteLabel::Publish,
+        Route::Poll(_) => RouteLabel::Poll,
+        Route::LongPoll(_) => RouteLabel::LongPoll,
+        Route::Events(_) => RouteLabel::Events,
+        Route::BadChannel => RouteLabel::BadChannel,
+        Route::NotFound if app.fallback.is_some() => RouteLabel::Fallback,
+        Route::NotFound => RouteLabel::NotFound,
+        Route::WrongMethod(_) => RouteLabel::WrongMethod,
+    }
+}
+
+/// `GET /metrics`, behind `metrics_token` when one is set.
+fn metrics(app: &App, request: &Request) -> Response {
+    if let Some(token) = &app.config.metrics_token {
+        let presented = bearer_credential(request);
+        if !presented.is_some_and(|p| secret_eq(p, token)) {
+            return Response::error(
+                401,
+                "metrics need the metrics token (Authorization: Bearer)",
+            )
+            .header("WWW-Authenticate", "Bearer");
+        }
+    }
+    let text = app.metrics.render(&app.hub);
+    Response::new(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }
 
 /// Whether `path` is one of the HTTP transports' routes, which CORS covers.

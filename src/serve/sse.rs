@@ -25,6 +25,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::http_conn::HttpConn;
+use super::metrics::Transport;
 use super::params::query_param;
 use super::response::Response;
 use super::routes::hub_error;
@@ -81,6 +82,7 @@ pub(crate) async fn stream(
     if conn.write_all(head.as_bytes()).await.is_err() {
         return;
     }
+    conn.io.traffic().response(200);
     let mut heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + app.config.sse_heartbeat,
         app.config.sse_heartbeat,
@@ -88,9 +90,9 @@ pub(crate) async fn stream(
     let mut shutdown = app.shutdown.clone();
     let mut probe = [0u8; 64];
     loop {
-        let chunk: Bytes = tokio::select! {
+        let (chunk, events): (Bytes, usize) = tokio::select! {
             next = subscription.recv() => match next {
-                Ok(message) => message.encoded(FormatKey::SSE, encode_event),
+                Ok(message) => (message.encoded(FormatKey::SSE, encode_event), 1),
                 Err(Closed::Lagged) => {
                     let last = subscription.last_seen().map(|id| id.to_string()).unwrap_or_default();
                     let _ = conn.write_all(format!("event: lagged\ndata: {last}\n\n").as_bytes()).await;
@@ -98,7 +100,7 @@ pub(crate) async fn stream(
                 }
                 Err(_) => return,
             },
-            _ = heartbeat.tick() => Bytes::from_static(b": heartbeat\n\n"),
+            _ = heartbeat.tick() => (Bytes::from_static(b": heartbeat\n\n"), 0),
             _ = shutdown.changed() => return,
             // The client sends nothing more; a read that ends means it left.
             read = conn.io.read(&mut probe) => match read {
@@ -111,6 +113,7 @@ pub(crate) async fn stream(
         if conn.write_all(&chunk).await.is_err() {
             return;
         }
+        app.metrics.delivered(Transport::Sse, events);
     }
 }
 

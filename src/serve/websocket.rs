@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 use super::auth::{Action, AuthRequest};
 use super::http_conn::HttpConn;
 use super::json::{get_bool, get_str, parse_object, payload, push_data, push_str, Value};
+use super::metrics::{Counted, Transport};
 use super::poll::push_resume;
 use super::routes::check_private;
 use super::App;
@@ -77,9 +78,18 @@ pub(crate) async fn serve(
         deflate: app.config.ws_deflate.clone(),
         ..AcceptConfig::default()
     };
-    let Ok(mut socket) = ws::accept_request(conn.io, request, &conn.buf, &config).await else {
-        return;
+    let mut socket = match ws::accept_request(conn.io, request, &conn.buf, &config).await {
+        Ok(socket) => socket,
+        Err(e) => {
+            app.metrics.handshake_failed();
+            if let ws::Error::Handshake(refused) = &e {
+                app.metrics.traffic.response(refused.status());
+            }
+            return;
+        }
     };
+    app.metrics.traffic.response(101);
+    let _open = app.metrics.open(Transport::WebSocket);
     socket.set_write_timeout(Some(app.config.write_timeout));
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let mut session = Session {
@@ -123,6 +133,7 @@ pub(crate) async fn serve(
                     if socket.send(Message::Text(text)).await.is_err() {
                         break;
                     }
+                    app.metrics.delivered(Transport::WebSocket, 1);
                 }
                 Delivery::Lagged { channel, last } => {
                     let last = last.map(|id| id.to_string()).unwrap_or_default();
@@ -147,7 +158,7 @@ pub(crate) async fn serve(
 }
 
 /// Sends a close frame and waits (briefly) for the client's reply.
-async fn close(socket: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str) {
+async fn close(socket: &mut WebSocket<Counted<TcpStream>>, code: CloseCode, reason: &str) {
     let reason = truncate_reason(reason);
     if socket.close(code, reason).await.is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
