@@ -17,7 +17,7 @@ import net
 from harness import Row, core_times, proc_cpu_s, proc_fds, proc_runtime_s
 
 MiB = 1 << 20
-LONG_POLL_METRIC = 'rtwire_connections{transport="long_poll"}'
+LONG_POLL_METRIC = 'rtwire_sessions_open{transport="long_poll"}'
 DROPPED_METRIC = "rtwire_subscribers_dropped_total"
 
 
