@@ -39,7 +39,12 @@ pub enum Command {
 pub struct Listen {
     /// The address or host name to listen on; a name is resolved, and the
     /// first of its addresses that can be bound is used.
-    #[arg(long, value_name = "HOST", default_value = "127.0.0.1", env = "RTWIRE_HOST")]
+    #[arg(
+        long,
+        value_name = "HOST",
+        default_value = "127.0.0.1",
+        env = "RTWIRE_HOST"
+    )]
     pub host: String,
 }
 
@@ -54,11 +59,21 @@ pub struct ServeArgs {
     pub port: u16,
     /// Publishers must send `Authorization: Bearer T`, else 401 (never
     /// accepted in the query string). Default: anyone may publish.
-    #[arg(long, value_name = "T", env = "RTWIRE_PUBLISH_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "T",
+        env = "RTWIRE_PUBLISH_TOKEN",
+        hide_env_values = true
+    )]
     pub publish_token: Option<String>,
     /// Subscribers must send `Authorization: Bearer T` or `?token=T`, else
     /// 401. Default: anyone may subscribe.
-    #[arg(long, value_name = "T", env = "RTWIRE_SUBSCRIBE_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "T",
+        env = "RTWIRE_SUBSCRIBE_TOKEN",
+        hide_env_values = true
+    )]
     pub subscribe_token: Option<String>,
     /// A file holding the secret (at least 16 bytes, best 32 random ones; one
     /// trailing newline ignored) that signs user tokens: clients prove an identity with a
@@ -78,7 +93,11 @@ pub struct MaxConnections {
     /// Open connections at most; clients beyond get 503. Default 10000,
     /// lowered to what the descriptor limit allows (the soft limit is first
     /// raised to the hard one).
-    #[arg(long = "max-connections", value_name = "N", env = "RTWIRE_MAX_CONNECTIONS")]
+    #[arg(
+        long = "max-connections",
+        value_name = "N",
+        env = "RTWIRE_MAX_CONNECTIONS"
+    )]
     pub asked: Option<usize>,
 }
 
@@ -92,7 +111,12 @@ pub struct TokenArgs {
     #[arg(long, value_name = "PATH", env = "RTWIRE_USER_SECRET_FILE")]
     pub user_secret_file: String,
     /// How long the token stays valid, in seconds (86400: one day).
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400, env = "RTWIRE_EXPIRES")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 86_400,
+        env = "RTWIRE_EXPIRES"
+    )]
     pub expires: u64,
 }
 
@@ -121,10 +145,20 @@ pub struct EchoArgs {
 #[derive(Debug, Args)]
 pub struct AutobahnArgs {
     /// The fuzzingserver's base URL.
-    #[arg(long, value_name = "URL", default_value = "ws://127.0.0.1:9001", env = "RTWIRE_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "ws://127.0.0.1:9001",
+        env = "RTWIRE_URL"
+    )]
     pub url: String,
     /// The agent name the reports are filed under.
-    #[arg(long, value_name = "NAME", default_value = "rtwire", env = "RTWIRE_AGENT")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "rtwire",
+        env = "RTWIRE_AGENT"
+    )]
     pub agent: String,
 }
 

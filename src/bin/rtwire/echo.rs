@@ -28,7 +28,9 @@ pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
     })
     .await?;
     let port = listener.local_addr().map_or(args.port, |a| a.port());
-    eprintln!("rtwire echo: listening on ws://{host}:{port} (at most {max_connections} connections)");
+    eprintln!(
+        "rtwire echo: listening on ws://{host}:{port} (at most {max_connections} connections)"
+    );
     // A public echo holds at most `max_message` per connection for a peer
     // that does not read.
     let config = Arc::new(
