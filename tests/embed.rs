@@ -1,6 +1,7 @@
 //! `rtwire serve` embedded in a program: the setup of
 //! `examples/embed_serve.rs` run in-process (its custom route, its hook,
 //! its fallback), and what any fallback handler gets from the server.
+#![cfg(feature = "serve")]
 
 #[path = "../examples/embed_serve.rs"]
 mod embed_serve;

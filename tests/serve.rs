@@ -1,5 +1,6 @@
 //! `rtwire serve` over real sockets: every transport, resume, slow
 //! subscribers, and every bad request's status.
+#![cfg(feature = "serve")]
 
 use rtwire::proto::{CloseCode, Message};
 mod common;

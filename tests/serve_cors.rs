@@ -1,6 +1,7 @@
 //! CORS on `rtwire serve`'s HTTP transports: closed by default, allowed
 //! origins echoed with `Vary`, preflights answered, disallowed origins
 //! given nothing, and credentials never with `*`.
+#![cfg(feature = "serve")]
 
 mod common;
 

@@ -7,6 +7,7 @@
 //! peer does not read) are in `tests/hostile.rs`; the features of the
 //! server, in `tests/serve.rs`. Descriptor exhaustion and `rtwire echo`
 //! are measured against the binary by `benches/hostile`.
+#![cfg(feature = "serve")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `GET /metrics`: what each counter counts, moved by real traffic, and
 //! the token that may guard it.
+#![cfg(feature = "serve")]
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Counters behind `GET /metrics` (Prometheus text format 0.0.4) and the
-//! per-minute log line.
+//! per-minute summary event.
 
 use std::fmt::Write;
 use std::io::IoSlice;
@@ -389,25 +389,20 @@ impl Metrics {
         out
     }
 
+    /// The per-minute summary, an `info` event with one field per count.
     pub fn log_summary(&self, hub: &Hub) {
         let stats = hub.stats();
-        let open: Vec<String> = Transport::ALL
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}={}",
-                    t.label(),
-                    self.open[*t as usize].load(Ordering::Relaxed)
-                )
-            })
-            .collect();
-        eprintln!(
-            "rtwire serve: open {} channels={} published={} delivered={} dropped={}",
-            open.join(" "),
-            hub.channel_count(),
-            stats.published,
-            stats.delivered,
-            stats.lagged
+        let open = |t: Transport| self.open[t as usize].load(Ordering::Relaxed);
+        tracing::info!(
+            open.websocket = open(Transport::WebSocket),
+            open.sse = open(Transport::Sse),
+            open.long_poll = open(Transport::LongPoll),
+            open.poll = open(Transport::Poll),
+            channels = hub.channel_count(),
+            published = stats.published,
+            delivered = stats.delivered,
+            dropped = stats.lagged,
+            "rtwire serve: summary"
         );
     }
 }

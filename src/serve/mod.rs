@@ -54,8 +54,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
+use tracing::Instrument;
 
 use crate::hub::{Hub, HubConfig};
 use crate::proto::deflate::DeflateConfig;
@@ -280,6 +281,23 @@ pub(crate) struct App {
     pub shed: Notify,
 }
 
+/// Serves one client's requests until its connection closes, its log
+/// events in a `connection` span that names the peer.
+async fn serve_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
+    let span = tracing::debug_span!("connection", %peer);
+    let conn = HttpConn::new(
+        stream,
+        app.config.write_timeout,
+        app.metrics.traffic.clone(),
+    );
+    let serve = async move {
+        tracing::debug!("connection opened");
+        routes::serve_connection(app, conn, peer).await;
+        tracing::debug!("connection closed");
+    };
+    serve.instrument(span).await;
+}
+
 /// A bound server; [`run_until`](Server::run_until) serves.
 ///
 /// ```no_run
@@ -381,7 +399,6 @@ impl Server {
         // that too is bounded, past it they are closed at once.
         let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
         let mut acceptor = Acceptor::new(listener, "rtwire serve");
-        let write_timeout = app.config.write_timeout;
         let mut tasks = tokio::task::JoinSet::new();
         let minute = Duration::from_secs(60);
         let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
@@ -404,9 +421,7 @@ impl Server {
                                 Ok(permit) => {
                                     let app = app.clone();
                                     tasks.spawn(async move {
-                                        let traffic = app.metrics.traffic.clone();
-                                        let conn = HttpConn::new(stream, write_timeout, traffic);
-                                        routes::serve_connection(app, conn, peer).await;
+                                        serve_client(app, stream, peer).await;
                                         drop(permit);
                                     });
                                     continue;
@@ -428,18 +443,18 @@ impl Server {
                             Some(_) => "too many connections",
                             None => "server out of descriptors",
                         };
+                        let peer = over_cap.as_ref().map(|(_, peer)| *peer);
                         if let Some((slots, peer)) = over_cap {
                             app.shed.notify_waiters();
                             let slot = tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await;
                             if let Ok(Ok(permit)) = slot {
                                 drop(waiting);
-                                let traffic = app.metrics.traffic.clone();
-                                let conn = HttpConn::new(stream, write_timeout, traffic);
-                                routes::serve_connection(app, conn, peer).await;
+                                serve_client(app, stream, peer).await;
                                 drop(permit);
                                 return;
                             }
                         }
+                        tracing::debug!(?peer, reason, "connection refused with 503");
                         let busy = Response::error(503, reason).header("Retry-After", "1");
                         app.metrics.refused();
                         let traffic = app.metrics.traffic.clone();

@@ -41,10 +41,12 @@ pub(crate) async fn serve_connection(
         let incoming = match read {
             Read::Closed => return,
             Read::Reject(response) => {
+                tracing::debug!(status = response.status, "bad request rejected");
                 conn.reject(&response).await;
                 return;
             }
             Read::Shed(response) => {
+                tracing::debug!("connection shed to make room for a new client");
                 if let Some(response) = response {
                     let _ = conn.send(&response, false, false).await;
                 }
@@ -117,6 +119,11 @@ async fn handle(
 ) -> Next {
     let asker = AuthRequest::new(&incoming.request, peer);
     let path = incoming.request.path().to_owned();
+    // Kept for the debug event: a fallback handler takes the request.
+    let method = match tracing::enabled!(tracing::Level::DEBUG) {
+        true => incoming.request.method.clone(),
+        false => String::new(),
+    };
     let route = match resolve(&incoming.request.method, &path) {
         Route::Demo if !app.config.demo_page => Route::NotFound,
         route => route,
@@ -126,6 +133,7 @@ async fn handle(
     if let Some(cors) = cors.filter(|_| is_preflight(&incoming.request)) {
         app.metrics.request(RouteLabel::Preflight);
         let response = cors.preflight(&incoming.request);
+        log_request(&method, &path, response.status);
         return match conn.send(&response, keep_alive, false).await {
             Ok(()) if keep_alive => Next::KeepAlive(conn),
             _ => Next::Done,
@@ -172,7 +180,10 @@ async fn handle(
                 // end of its timeout.
                 tokio::select! {
                     response = answer => response,
-                    _ = conn.closed(app.config.max_head_bytes) => return Next::Done,
+                    _ = conn.closed(app.config.max_head_bytes) => {
+                        tracing::debug!(path = %path, "long poll: the client left");
+                        return Next::Done;
+                    }
                 }
             }
             Err(denied) => denied,
@@ -184,6 +195,7 @@ async fn handle(
         Route::Events(channel) => match authorize(app, asker, channel).await {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::Sse);
+                log_request(&method, &path, 200);
                 sse::stream(app, conn, &incoming.request, channel).await;
                 return Next::Done;
             }
@@ -200,6 +212,7 @@ async fn handle(
     for (name, value) in cors_headers.into_iter().flatten() {
         response = response.header(name, value);
     }
+    log_request(&method, &path, response.status);
     let keep_alive = keep_alive && !response.streamed;
     match conn.send(&response, keep_alive, head_only).await {
         Ok(()) if keep_alive => Next::KeepAlive(conn),
@@ -257,6 +270,12 @@ fn handler_response(answer: Result<HttpResponse, tokio::time::error::Elapsed>) -
         Ok(Err(invalid)) => Response::error(500, &format!("handler response not sent: {invalid}")),
         Err(_) => Response::error(503, "handler did not answer in time").header("Retry-After", "1"),
     }
+}
+
+/// A request answered (or an event stream begun). The query is left out:
+/// it may hold a token.
+fn log_request(method: &str, path: &str, status: u16) {
+    tracing::debug!(method, path, status, "request");
 }
 
 /// Checks that the request may read `channel`: the hook's verdict, and

@@ -80,14 +80,16 @@ pub(crate) async fn serve(
     };
     let mut socket = match ws::accept_request(conn.io, request, &conn.buf, &config).await {
         Ok(socket) => socket,
-        Err(e) => {
+        Err(error) => {
+            tracing::debug!(%error, "WebSocket handshake failed");
             app.metrics.handshake_failed();
-            if let ws::Error::Handshake(refused) = &e {
+            if let ws::Error::Handshake(refused) = &error {
                 app.metrics.traffic.response(refused.status());
             }
             return;
         }
     };
+    tracing::debug!(user = identity.as_deref(), "WebSocket opened");
     app.metrics.traffic.response(101);
     let _open = app.metrics.open(Transport::WebSocket);
     socket.set_write_timeout(Some(app.config.write_timeout));
