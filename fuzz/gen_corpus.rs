@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rtwire::handshake::{server_accept, ClientHandshake, ServerOptions, WsUrl};
+use rtwire::handshake::{server_accept, ClientHandshake, Rejection, ServerOptions, WsUrl};
 use rtwire::http::{self, HeadLimits, Parse, Request};
 use rtwire_fuzz::deflate_checks::{self, Input, Piece};
 use rtwire_fuzz::encode::{encode_deflate_input, encode_session};
@@ -294,6 +294,18 @@ fn http_head_seeds(root: &Path) {
     let mut post = Vec::new();
     http::write_request(&mut post, "POST", "/", &good);
     out.write("request-post", &post);
+    // Refusals with bodies, for the client's RejectionReader.
+    let refusal = Rejection::new(401)
+        .header("WWW-Authenticate", "Bearer")
+        .body("token required\n")
+        .to_bytes()
+        .expect("a valid rejection");
+    out.write("response-401-app", &refusal);
+    out.write(
+        "response-403-chunked",
+        b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n\
+          4;x=y\r\nnot \r\n7\r\nallowed\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    );
     out.report();
 }
 

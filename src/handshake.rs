@@ -44,7 +44,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use crate::http::{self, HttpError};
+use crate::http::{self, Headers, HttpError};
 
 /// The GUID appended to the client key before hashing (RFC 6455 §1.3).
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -103,8 +103,11 @@ pub enum HandshakeError {
     /// Server: the [`ServerHook`] chose a subprotocol the client did not
     /// offer. A bug in the hook, not the peer's fault.
     ProtocolNotOffered(String),
-    /// Client: the status was not 101.
-    UnexpectedStatus(u16),
+    /// Client: the server answered with a status other than 101. The
+    /// [`RejectedResponse`] holds its status, headers and (bounded) body;
+    /// [`ClientHandshake::validate_response`] leaves the body empty, the
+    /// tokio client reads it.
+    Rejected(Box<RejectedResponse>),
     /// Client: `Sec-WebSocket-Accept` is missing or repeated.
     MissingAccept,
     /// Client: `Sec-WebSocket-Accept` does not match our key.
@@ -117,31 +120,68 @@ pub enum HandshakeError {
     BadUrl(&'static str),
     /// Client: `wss://` needs TLS, which this crate does not provide.
     TlsNotSupported,
+    /// A header the caller asked to send has a name that is not an HTTP
+    /// token; the name is given. The caller's mistake.
+    InvalidHeaderName(String),
+    /// A header the caller asked to send has a value with control
+    /// characters (CR, LF, NUL, ...); the header's name is given, not the
+    /// value, which may be a secret. The caller's mistake.
+    InvalidHeaderValue(String),
+    /// The caller asked to send a header the handshake writes itself
+    /// (`Upgrade`, `Connection`, `Sec-WebSocket-*`, ...); the name is given.
+    /// The caller's mistake.
+    ReservedHeader(String),
+    /// Server: the application rejected a request with a status that is not
+    /// in 200..=599. The caller's mistake.
+    InvalidRejectionStatus(u16),
 }
 
 impl HandshakeError {
     /// The HTTP status a server answers with: 426 for a missing or wrong
     /// `Sec-WebSocket-Version`, 403 for a refused origin, the HTTP error's own
-    /// status for [`Http`](Self::Http), 500 for a hook bug, 400 otherwise.
+    /// status for [`Http`](Self::Http), 500 for the application's own
+    /// mistakes (a hook choosing an unoffered protocol, a bad header or
+    /// rejection status), 400 otherwise.
     pub fn status(&self) -> u16 {
         match self {
             HandshakeError::Http(e) => e.status(),
             HandshakeError::MissingVersion | HandshakeError::UnsupportedVersion => 426,
             HandshakeError::OriginRefused => 403,
-            HandshakeError::ProtocolNotOffered(_) => 500,
+            HandshakeError::ProtocolNotOffered(_)
+            | HandshakeError::InvalidHeaderName(_)
+            | HandshakeError::InvalidHeaderValue(_)
+            | HandshakeError::ReservedHeader(_)
+            | HandshakeError::InvalidRejectionStatus(_) => 500,
             _ => 400,
         }
     }
 
     /// Whether the remote side caused this; `false` for mistakes of the
-    /// local caller (bad URL, `wss://`, a hook choosing an unoffered protocol).
+    /// local caller (bad URL, `wss://`, a hook choosing an unoffered
+    /// protocol, a header that may not be sent, a bad rejection status).
+    ///
+    /// A server's [`Rejected`](Self::Rejected) answer counts as the peer's:
+    /// it refused us.
     pub fn is_peer_fault(&self) -> bool {
         !matches!(
             self,
             HandshakeError::BadUrl(_)
                 | HandshakeError::TlsNotSupported
                 | HandshakeError::ProtocolNotOffered(_)
+                | HandshakeError::InvalidHeaderName(_)
+                | HandshakeError::InvalidHeaderValue(_)
+                | HandshakeError::ReservedHeader(_)
+                | HandshakeError::InvalidRejectionStatus(_)
         )
+    }
+
+    /// The server's answer when it refused the upgrade
+    /// ([`Rejected`](Self::Rejected)).
+    pub fn rejected(&self) -> Option<&RejectedResponse> {
+        match self {
+            HandshakeError::Rejected(r) => Some(r),
+            _ => None,
+        }
     }
 
     /// The complete HTTP rejection a server writes before closing: a
@@ -205,8 +245,8 @@ impl fmt::Display for HandshakeError {
                     "server hook chose subprotocol {p:?} that the client did not offer"
                 )
             }
-            HandshakeError::UnexpectedStatus(s) => {
-                write!(f, "server answered status {s} instead of 101")
+            HandshakeError::Rejected(r) => {
+                write!(f, "server answered status {} instead of 101", r.status)
             }
             HandshakeError::MissingAccept => {
                 f.write_str("missing or repeated Sec-WebSocket-Accept")
@@ -220,6 +260,18 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::BadUrl(why) => write!(f, "bad WebSocket URL: {why}"),
             HandshakeError::TlsNotSupported => f.write_str("wss:// (TLS) is not supported"),
+            HandshakeError::InvalidHeaderName(n) => {
+                write!(f, "header name {n:?} is not an HTTP token")
+            }
+            HandshakeError::InvalidHeaderValue(n) => {
+                write!(f, "value of header {n:?} has control characters")
+            }
+            HandshakeError::ReservedHeader(n) => {
+                write!(f, "header {n:?} is set by the handshake itself")
+            }
+            HandshakeError::InvalidRejectionStatus(s) => {
+                write!(f, "rejection status {s} is not in 200..=599")
+            }
         }
     }
 }
@@ -401,17 +453,93 @@ pub fn server_accept(
     hook: &dyn ServerHook,
     extensions_answer: Option<&str>,
 ) -> Result<Accepted, HandshakeError> {
+    let up = check_request(req, hook)?;
+    accept_upgrade(&up, hook, &AcceptResponse::new(), extensions_answer)
+}
+
+/// Checks a request and its `Origin` against `hook`: [`validate_request`],
+/// then [`ServerHook::allow_origin`]. The first half of [`server_accept`],
+/// for servers that look at the request before answering it.
+///
+/// ```
+/// use rtwire::handshake::{check_request, HandshakeError, ServerOptions};
+/// use rtwire::http::{HeadLimits, Parse, Request};
+///
+/// let head = b"GET /chat?room=1 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///     Sec-WebSocket-Version: 13\r\nOrigin: https://evil.example\r\n\r\n";
+/// let Ok(Parse::Complete(req, _)) = Request::parse(head, &HeadLimits::default()) else {
+///     panic!("complete head expected");
+/// };
+/// let up = check_request(&req, &ServerOptions::default())?;
+/// assert_eq!(up.path, "/chat?room=1");
+/// let strict = ServerOptions {
+///     allowed_origins: Some(vec!["https://app.example".into()]),
+///     ..Default::default()
+/// };
+/// assert_eq!(check_request(&req, &strict), Err(HandshakeError::OriginRefused));
+/// # Ok::<(), HandshakeError>(())
+/// ```
+pub fn check_request(
+    req: &http::Request,
+    hook: &dyn ServerHook,
+) -> Result<UpgradeRequest, HandshakeError> {
     let up = validate_request(req)?;
     if !hook.allow_origin(up.origin.as_deref()) {
         return Err(HandshakeError::OriginRefused);
     }
-    let offered: Vec<&str> = up.protocols.iter().map(String::as_str).collect();
-    let protocol = hook.select_protocol(&offered);
+    Ok(up)
+}
+
+/// Builds the 101 answer to a checked request: the subprotocol of
+/// `response`, or the one `hook` selects when `response` names none, then
+/// `response`'s extra headers. The second half of [`server_accept`].
+///
+/// Fails with [`HandshakeError::ProtocolNotOffered`] for a subprotocol the
+/// client did not offer, and with the errors of [`AcceptResponse::header`]
+/// for a header that may not be sent; all are the application's mistakes,
+/// answered with 500.
+///
+/// ```
+/// use rtwire::handshake::{accept_upgrade, check_request, AcceptResponse, ServerOptions};
+/// use rtwire::http::{HeadLimits, Parse, Request};
+///
+/// let head = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, json\r\n\r\n";
+/// let Ok(Parse::Complete(req, _)) = Request::parse(head, &HeadLimits::default()) else {
+///     panic!("complete head expected");
+/// };
+/// let hook = ServerOptions::default();
+/// let up = check_request(&req, &hook)?;
+/// let answer = AcceptResponse::new().protocol("json").header("X-Session", "7");
+/// let accepted = accept_upgrade(&up, &hook, &answer, None)?;
+/// assert_eq!(accepted.protocol.as_deref(), Some("json"));
+/// let text = String::from_utf8(accepted.response).unwrap();
+/// assert!(text.contains("Sec-WebSocket-Protocol: json\r\nX-Session: 7\r\n"));
+/// # Ok::<(), rtwire::handshake::HandshakeError>(())
+/// ```
+pub fn accept_upgrade(
+    up: &UpgradeRequest,
+    hook: &dyn ServerHook,
+    response: &AcceptResponse,
+    extensions_answer: Option<&str>,
+) -> Result<Accepted, HandshakeError> {
+    let protocol = match &response.protocol {
+        Some(p) => Some(p.clone()),
+        None => {
+            let offered: Vec<&str> = up.protocols.iter().map(String::as_str).collect();
+            hook.select_protocol(&offered)
+        }
+    };
     if let Some(p) = &protocol {
         // RFC 6455 §4.2.2: the selected subprotocol must be one the client offered.
-        if !offered.contains(&p.as_str()) {
+        if !up.protocols.contains(p) {
             return Err(HandshakeError::ProtocolNotOffered(p.clone()));
         }
+    }
+    for (name, value) in &response.headers {
+        check_header(name, value, RESERVED_IN_101)?;
     }
     let accept = accept_key(&up.key);
     let mut headers = vec![
@@ -425,9 +553,223 @@ pub fn server_accept(
     if let Some(ext) = extensions_answer {
         headers.push(("Sec-WebSocket-Extensions", ext));
     }
-    let mut response = Vec::with_capacity(160);
-    http::write_response(&mut response, 101, "Switching Protocols", &headers, b"");
-    Ok(Accepted { response, protocol })
+    headers.extend(
+        response
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+    );
+    let mut bytes = Vec::with_capacity(160);
+    http::write_response(&mut bytes, 101, "Switching Protocols", &headers, b"");
+    Ok(Accepted {
+        response: bytes,
+        protocol,
+    })
+}
+
+/// Request headers the client handshake writes itself, or that would
+/// describe a body it does not send.
+const RESERVED_IN_REQUEST: &[&str] = &[
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "sec-websocket-accept",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// Headers a 101 gets from the handshake alone; a 101 has no body.
+const RESERVED_IN_101: &[&str] = &[
+    "upgrade",
+    "connection",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// Headers of a rejection that rtwire writes: the body's length, and
+/// `Connection: close` since the connection ends with it.
+const RESERVED_IN_REJECTION: &[&str] = &["connection", "content-length", "transfer-encoding"];
+
+fn check_header(name: &str, value: &str, reserved: &[&str]) -> Result<(), HandshakeError> {
+    if !http::is_valid_header_name(name) {
+        return Err(HandshakeError::InvalidHeaderName(name.to_string()));
+    }
+    if !http::is_valid_header_value(value) {
+        return Err(HandshakeError::InvalidHeaderValue(name.to_string()));
+    }
+    if reserved.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(HandshakeError::ReservedHeader(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Whether a client may add this header to its upgrade request.
+///
+/// The name must be an HTTP token and the value free of control
+/// characters but tab. Refused as [`HandshakeError::ReservedHeader`]:
+/// `Upgrade`, `Connection`, `Sec-WebSocket-Key`, `-Version`, `-Accept`,
+/// `-Protocol` and `-Extensions` (the handshake writes them; subprotocols
+/// and extensions have their own settings), `Content-Length` and
+/// `Transfer-Encoding` (the request has no body), and `Host`, which comes
+/// from the URL: to send another `Host` than the address dialled, open the
+/// stream yourself and give the URL naming that host to the handshake.
+///
+/// ```
+/// use rtwire::handshake::{check_request_header, HandshakeError};
+/// assert!(check_request_header("Origin", "https://example.com").is_ok());
+/// assert_eq!(
+///     check_request_header("Cookie", "a=1\r\nX-Evil: 1"),
+///     Err(HandshakeError::InvalidHeaderValue("Cookie".into()))
+/// );
+/// assert_eq!(
+///     check_request_header("host", "other.example"),
+///     Err(HandshakeError::ReservedHeader("host".into()))
+/// );
+/// ```
+pub fn check_request_header(name: &str, value: &str) -> Result<(), HandshakeError> {
+    check_header(name, value, RESERVED_IN_REQUEST)
+}
+
+/// How a server's application answers an upgrade it accepts: the
+/// subprotocol it chose and headers to add to the 101.
+///
+/// Headers are checked when the answer is built into bytes
+/// ([`accept_upgrade`]): names must be HTTP tokens, values free of control
+/// characters, and `Upgrade`, `Connection`, `Sec-WebSocket-*`,
+/// `Content-Length` and `Transfer-Encoding` are the handshake's own.
+///
+/// ```
+/// use rtwire::handshake::AcceptResponse;
+/// let answer = AcceptResponse::new().protocol("chat").header("X-Id", "7");
+/// assert_eq!(answer.chosen_protocol(), Some("chat"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceptResponse {
+    protocol: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl AcceptResponse {
+    /// Accepts with no subprotocol of its own choosing (the server's
+    /// [`ServerHook`] still chooses, if it is set to) and no extra header.
+    pub fn new() -> Self {
+        AcceptResponse::default()
+    }
+
+    /// Chooses `protocol`, which must be one of those the client offered;
+    /// it overrides the [`ServerHook`]'s choice.
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocol = Some(protocol.into());
+        self
+    }
+
+    /// Adds a header to the 101 response; repeatable.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The subprotocol chosen with [`protocol`](Self::protocol).
+    pub fn chosen_protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+}
+
+/// A server application's refusal of an upgrade: its own status, headers
+/// and body. The connection is closed after it.
+///
+/// ```
+/// use rtwire::handshake::Rejection;
+/// let no = Rejection::new(401)
+///     .header("WWW-Authenticate", "Bearer")
+///     .body("token required\n");
+/// let bytes = no.to_bytes()?;
+/// assert!(bytes.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+/// assert!(bytes.ends_with(b"\r\n\r\ntoken required\n"));
+/// # Ok::<(), rtwire::handshake::HandshakeError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Rejection {
+    /// A rejection with `status` (200..=599), no header and an empty body.
+    pub fn new(status: u16) -> Self {
+        Rejection {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header; repeatable. `Connection`, `Content-Length` and
+    /// `Transfer-Encoding` are written by rtwire and refused here.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body, sent with its `Content-Length`.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The status to answer with.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The complete response to write: status line, the headers,
+    /// `Connection: close`, `Content-Length` and the body.
+    ///
+    /// Fails with [`HandshakeError::InvalidRejectionStatus`],
+    /// [`InvalidHeaderName`](HandshakeError::InvalidHeaderName),
+    /// [`InvalidHeaderValue`](HandshakeError::InvalidHeaderValue) or
+    /// [`ReservedHeader`](HandshakeError::ReservedHeader): the
+    /// application's mistakes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, HandshakeError> {
+        if !(200..=599).contains(&self.status) {
+            return Err(HandshakeError::InvalidRejectionStatus(self.status));
+        }
+        for (name, value) in &self.headers {
+            check_header(name, value, RESERVED_IN_REJECTION)?;
+        }
+        let mut headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        headers.push(("Connection", "close"));
+        let status = self.status;
+        let mut out = Vec::with_capacity(128 + self.body.len());
+        // 204 and 304 carry no body (RFC 7230 §3.3.3).
+        let body = if status == 204 || status == 304 {
+            &[][..]
+        } else {
+            &self.body[..]
+        };
+        http::write_response(
+            &mut out,
+            status,
+            http::reason_phrase(status),
+            &headers,
+            body,
+        );
+        Ok(out)
+    }
 }
 
 /// A parsed `ws://` URL (RFC 6455 §3).
@@ -561,6 +903,8 @@ pub struct ClientHandshake {
     key: String,
     protocols: Vec<String>,
     extensions_offer: Option<String>,
+    /// The caller's own headers, checked by [`check_request_header`].
+    headers: Vec<(String, String)>,
 }
 
 impl ClientHandshake {
@@ -584,7 +928,32 @@ impl ClientHandshake {
             key: key.to_string(),
             protocols: protocols.to_vec(),
             extensions_offer: extensions_offer.map(str::to_string),
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a header of the caller's (`Authorization`, `Origin`, `Cookie`,
+    /// `User-Agent`, ...) to the request, after the handshake's own.
+    ///
+    /// Fails, adding nothing, when [`check_request_header`] refuses it.
+    ///
+    /// ```
+    /// use rtwire::handshake::{ClientHandshake, HandshakeError, WsUrl};
+    /// let url = WsUrl::parse("ws://localhost/")?;
+    /// let mut client = ClientHandshake::new(&url, &[], None);
+    /// client.add_header("Authorization", "Bearer abc")?;
+    /// let request = String::from_utf8(client.request()).unwrap();
+    /// assert!(request.ends_with("Authorization: Bearer abc\r\n\r\n"));
+    ///
+    /// let err = client.add_header("Sec-WebSocket-Key", "x").unwrap_err();
+    /// assert_eq!(err, HandshakeError::ReservedHeader("Sec-WebSocket-Key".into()));
+    /// assert!(!err.is_peer_fault());
+    /// # Ok::<(), HandshakeError>(())
+    /// ```
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<(), HandshakeError> {
+        check_request_header(name, value)?;
+        self.headers.push((name.to_string(), value.to_string()));
+        Ok(())
     }
 
     /// The `Sec-WebSocket-Key` sent.
@@ -608,6 +977,7 @@ impl ClientHandshake {
         if let Some(ext) = &self.extensions_offer {
             headers.push(("Sec-WebSocket-Extensions", ext));
         }
+        headers.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         let mut out = Vec::with_capacity(200);
         http::write_request(&mut out, "GET", &self.resource, &headers);
         out
@@ -621,7 +991,13 @@ impl ClientHandshake {
         let h = &resp.headers;
         // RFC 6455 §4.1 item 1: anything but 101 ends the handshake.
         if resp.status != 101 {
-            return Err(HandshakeError::UnexpectedStatus(resp.status));
+            return Err(HandshakeError::Rejected(Box::new(RejectedResponse {
+                status: resp.status,
+                reason: resp.reason.clone(),
+                headers: resp.headers.clone(),
+                body: Vec::new(),
+                body_truncated: false,
+            })));
         }
         // RFC 6455 §4.1 item 2.
         if !h.contains_token("upgrade", "websocket") {
@@ -669,6 +1045,349 @@ pub struct ClientAccepted {
     pub protocol: Option<String>,
     /// The server's `Sec-WebSocket-Extensions` values, joined with `", "`.
     pub extensions: Option<String>,
+}
+
+/// The most of a rejection's body a client keeps: 64 KiB.
+pub const MAX_REJECTED_BODY: usize = 64 * 1024;
+
+/// A server's answer other than 101 to an upgrade request
+/// ([`HandshakeError::Rejected`]).
+///
+/// ```
+/// use rtwire::handshake::{ClientHandshake, WsUrl};
+/// use rtwire::http::{HeadLimits, Parse, Response};
+///
+/// let bytes = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+/// let Ok(Parse::Complete(head, _)) = Response::parse(bytes, &HeadLimits::default()) else {
+///     panic!("complete head expected");
+/// };
+/// let client = ClientHandshake::new(&WsUrl::parse("ws://localhost/")?, &[], None);
+/// let err = client.validate_response(&head).unwrap_err();
+/// let refusal = err.rejected().expect("a refusal");
+/// assert_eq!((refusal.status, refusal.reason.as_str()), (404, "Not Found"));
+/// assert_eq!(refusal.body_text(), ""); // the sans-IO check reads no body
+/// assert!(err.is_peer_fault());
+/// # Ok::<(), rtwire::handshake::HandshakeError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RejectedResponse {
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase, possibly empty.
+    pub reason: String,
+    /// The header fields.
+    pub headers: Headers,
+    /// The body, decoded from chunked transfer coding if it was sent so, and
+    /// at most [`MAX_REJECTED_BODY`] bytes.
+    pub body: Vec<u8>,
+    /// The body is not whole: longer than [`MAX_REJECTED_BODY`], badly
+    /// framed, or not all sent before the connection ended or the
+    /// handshake's deadline passed.
+    pub body_truncated: bool,
+}
+
+impl RejectedResponse {
+    /// The body as text, with bytes that are not UTF-8 replaced.
+    pub fn body_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+}
+
+/// Collects the body of a [`RejectedResponse`] as it arrives, without I/O:
+/// by `Content-Length`, chunked transfer coding, or until the connection
+/// ends (RFC 7230 §3.3.3), keeping at most [`MAX_REJECTED_BODY`] bytes.
+///
+/// ```
+/// use rtwire::handshake::{HandshakeError, RejectionReader};
+/// use rtwire::http::{HeadLimits, Parse, Response};
+///
+/// let bytes = b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n\
+///     4\r\nnot \r\n7\r\nallowed\r\n0\r\n\r\n";
+/// let Ok(Parse::Complete(head, used)) = Response::parse(bytes, &HeadLimits::default()) else {
+///     panic!("complete head expected");
+/// };
+/// let client = rtwire::handshake::ClientHandshake::new(
+///     &rtwire::handshake::WsUrl::parse("ws://localhost/")?, &[], None);
+/// let Err(HandshakeError::Rejected(rejected)) = client.validate_response(&head) else {
+///     panic!("a rejection expected");
+/// };
+/// let mut reader = RejectionReader::new(rejected);
+/// reader.push(&bytes[used..]); // the bytes read after the head
+/// assert!(reader.is_done());
+/// let rejected = reader.finish();
+/// assert_eq!((rejected.status, &rejected.body[..]), (403, &b"not allowed"[..]));
+/// assert!(!rejected.body_truncated);
+/// # Ok::<(), HandshakeError>(())
+/// ```
+#[derive(Debug)]
+pub struct RejectionReader {
+    rejected: Box<RejectedResponse>,
+    framing: BodyFraming,
+    done: bool,
+}
+
+#[derive(Debug)]
+enum BodyFraming {
+    /// Bytes still expected.
+    Length(u64),
+    UntilEof,
+    Chunked(Chunked),
+}
+
+/// Where a chunked body's decoder is (RFC 7230 §4.1).
+#[derive(Debug)]
+enum Chunked {
+    /// In a chunk-size line (size, then any extension, up to LF).
+    Size {
+        size: u64,
+        digits: usize,
+        in_extension: bool,
+        line_len: usize,
+    },
+    /// In a chunk's data.
+    Data(u64),
+    /// After a chunk's data: its CRLF.
+    DataEnd { seen_cr: bool },
+    /// After the last chunk: trailer lines up to an empty one.
+    Trailer { line_len: usize, total: usize },
+}
+
+/// Longest chunk-size line, and most trailer bytes, accepted.
+const MAX_CHUNK_LINE: usize = 1024;
+const MAX_TRAILERS: usize = 8 * 1024;
+
+impl Chunked {
+    fn start() -> Chunked {
+        Chunked::Size {
+            size: 0,
+            digits: 0,
+            in_extension: false,
+            line_len: 0,
+        }
+    }
+}
+
+/// What one step of the chunked decoder found.
+enum Step {
+    /// `n` input bytes used, nothing for the body.
+    Skip(usize),
+    /// The next `n` input bytes are body.
+    Data(usize),
+    /// The body is complete: the byte ending it was the next one.
+    End,
+    /// The framing is broken.
+    Bad,
+}
+
+impl RejectionReader {
+    /// Starts reading the body of `rejected`, framed as its headers say.
+    pub fn new(mut rejected: Box<RejectedResponse>) -> Self {
+        rejected.body.clear();
+        rejected.body_truncated = false;
+        let status = rejected.status;
+        let h = &rejected.headers;
+        let mut done = false;
+        let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
+            done = true;
+            BodyFraming::Length(0)
+        } else if h.get("transfer-encoding").is_some() {
+            // RFC 7230 §3.3.3 item 3: chunked last means chunked; any other
+            // coding on a response runs until the connection closes.
+            if h.tokens("transfer-encoding")
+                .last()
+                .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+            {
+                BodyFraming::Chunked(Chunked::start())
+            } else {
+                BodyFraming::UntilEof
+            }
+        } else {
+            let mut lengths = h.get_all("content-length").map(parse_length);
+            match lengths.next() {
+                None => BodyFraming::UntilEof,
+                Some(first) => match (first, lengths.all(|l| l == first)) {
+                    (Some(n), true) => {
+                        done = n == 0;
+                        BodyFraming::Length(n)
+                    }
+                    // Conflicting or malformed lengths: whatever arrives.
+                    _ => BodyFraming::UntilEof,
+                },
+            }
+        };
+        RejectionReader {
+            rejected,
+            framing,
+            done,
+        }
+    }
+
+    /// Feeds bytes received after the head (or after the previous push).
+    /// Bytes past the body's end are ignored.
+    pub fn push(&mut self, mut input: &[u8]) {
+        while !self.done && !input.is_empty() {
+            match &mut self.framing {
+                BodyFraming::Length(left) => {
+                    let n = input
+                        .len()
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    *left -= n as u64;
+                    let ended = *left == 0;
+                    self.keep(&input[..n]);
+                    input = &input[n..];
+                    self.done |= ended;
+                }
+                BodyFraming::UntilEof => {
+                    self.keep(input);
+                    input = &[];
+                }
+                BodyFraming::Chunked(state) => match chunked_step(state, input) {
+                    Step::Skip(n) => input = &input[n..],
+                    Step::Data(n) => {
+                        self.keep(&input[..n]);
+                        input = &input[n..];
+                    }
+                    Step::End => self.done = true,
+                    Step::Bad => {
+                        self.rejected.body_truncated = true;
+                        self.done = true;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Tells the reader the connection ended: a body that runs until the
+    /// end is then complete, any other one is cut short.
+    pub fn eof(&mut self) {
+        if !self.done && !matches!(self.framing, BodyFraming::UntilEof) {
+            self.rejected.body_truncated = true;
+        }
+        self.done = true;
+    }
+
+    /// Whether the body is complete, or as complete as it will be kept.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The response with its body. A reader not done (the deadline passed
+    /// first) marks the body truncated.
+    pub fn finish(mut self) -> Box<RejectedResponse> {
+        if !self.done {
+            self.rejected.body_truncated = true;
+        }
+        self.rejected
+    }
+
+    /// Keeps body bytes up to the limit; past it, stops.
+    fn keep(&mut self, data: &[u8]) {
+        let room = MAX_REJECTED_BODY - self.rejected.body.len();
+        if data.len() > room {
+            self.rejected.body.extend_from_slice(&data[..room]);
+            self.rejected.body_truncated = true;
+            self.done = true;
+        } else {
+            self.rejected.body.extend_from_slice(data);
+        }
+    }
+}
+
+/// A `Content-Length` value: digits only (RFC 7230 §3.3.2).
+fn parse_length(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+/// Advances the chunked decoder over the start of `input` (not empty).
+fn chunked_step(state: &mut Chunked, input: &[u8]) -> Step {
+    match state {
+        Chunked::Data(left) => {
+            let n = input
+                .len()
+                .min(usize::try_from(*left).unwrap_or(usize::MAX));
+            *left -= n as u64;
+            if *left == 0 {
+                *state = Chunked::DataEnd { seen_cr: false };
+            }
+            Step::Data(n)
+        }
+        Chunked::DataEnd { seen_cr } => match (input[0], *seen_cr) {
+            (b'\r', false) => {
+                *seen_cr = true;
+                Step::Skip(1)
+            }
+            (b'\n', _) => {
+                *state = Chunked::start();
+                Step::Skip(1)
+            }
+            _ => Step::Bad,
+        },
+        Chunked::Size {
+            size,
+            digits,
+            in_extension,
+            line_len,
+        } => {
+            let b = input[0];
+            *line_len += 1;
+            if *line_len > MAX_CHUNK_LINE {
+                return Step::Bad;
+            }
+            if b == b'\n' {
+                if *digits == 0 {
+                    return Step::Bad;
+                }
+                *state = match *size {
+                    0 => Chunked::Trailer {
+                        line_len: 0,
+                        total: 0,
+                    },
+                    n => Chunked::Data(n),
+                };
+                return Step::Skip(1);
+            }
+            if *in_extension || b == b'\r' {
+                return Step::Skip(1);
+            }
+            if let Some(d) = (b as char).to_digit(16) {
+                // 15 hex digits is far beyond any body we keep.
+                if *digits == 15 {
+                    return Step::Bad;
+                }
+                *size = *size * 16 + u64::from(d);
+                *digits += 1;
+                Step::Skip(1)
+            } else if b == b';' || b == b' ' || b == b'\t' {
+                *in_extension = true;
+                Step::Skip(1)
+            } else {
+                Step::Bad
+            }
+        }
+        Chunked::Trailer { line_len, total } => {
+            let b = input[0];
+            *total += 1;
+            if *total > MAX_TRAILERS {
+                return Step::Bad;
+            }
+            match b {
+                b'\n' if *line_len == 0 => Step::End,
+                b'\n' => {
+                    *line_len = 0;
+                    Step::Skip(1)
+                }
+                b'\r' => Step::Skip(1),
+                _ => {
+                    *line_len += 1;
+                    Step::Skip(1)
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1080,17 +1799,18 @@ mod tests {
             }
         );
 
+        for status in [200, 403, 100] {
+            let resp = response_status(status, |h| h.push(("WWW-Authenticate", "Basic")));
+            let err = plain.validate_response(&resp).unwrap_err();
+            assert!(err.is_peer_fault());
+            let rejected = err.rejected().expect("a rejection");
+            assert_eq!((rejected.status, rejected.reason.as_str()), (status, "X"));
+            assert_eq!(rejected.headers, resp.headers);
+            assert_eq!(rejected.headers.get("www-authenticate"), Some("Basic"));
+            assert!(rejected.body.is_empty() && !rejected.body_truncated);
+        }
+
         let cases: Vec<(&ClientHandshake, Response, E)> = vec![
-            (
-                &plain,
-                response_status(200, |_| {}),
-                E::UnexpectedStatus(200),
-            ),
-            (
-                &plain,
-                response_status(403, |_| {}),
-                E::UnexpectedStatus(403),
-            ),
             (
                 &plain,
                 response_with(without("Upgrade")),
@@ -1267,10 +1987,341 @@ mod tests {
     }
 
     #[test]
+    fn client_extra_headers_are_sent_after_the_handshakes() {
+        let mut client = ClientHandshake::with_key(&url(), RFC_KEY, &[], None);
+        client
+            .add_header("Authorization", "Bearer t0k\ten")
+            .unwrap();
+        client.add_header("Origin", "https://app.example").unwrap();
+        client.add_header("Cookie", "a=1").unwrap();
+        client.add_header("Cookie", "b=2").unwrap();
+        let req = parse_req(&client.request());
+        assert_eq!(req.headers.get("authorization"), Some("Bearer t0k\ten"));
+        assert_eq!(
+            req.headers.get_all("cookie").collect::<Vec<_>>(),
+            ["a=1", "b=2"]
+        );
+        let up = validate_request(&req).unwrap();
+        assert_eq!(up.origin.as_deref(), Some("https://app.example"));
+        let last = req.headers.iter().last().unwrap();
+        assert_eq!(last, ("Cookie", "b=2"));
+    }
+
+    #[test]
+    fn client_headers_the_handshake_owns_or_that_break_lines_are_refused() {
+        use HandshakeError as E;
+        let mut client = ClientHandshake::with_key(&url(), RFC_KEY, &[], None);
+        let before = client.request();
+        for name in [
+            "Host",
+            "upgrade",
+            "CONNECTION",
+            "Sec-WebSocket-Key",
+            "Sec-WebSocket-Version",
+            "Sec-WebSocket-Protocol",
+            "sec-websocket-extensions",
+            "Sec-WebSocket-Accept",
+            "Content-Length",
+            "Transfer-Encoding",
+        ] {
+            let err = client.add_header(name, "x").unwrap_err();
+            assert_eq!(err, E::ReservedHeader(name.into()));
+            assert!(!err.is_peer_fault());
+        }
+        for name in ["", "X Id", "X:Id", "X\r\nId", "Ünïcode", "(x)"] {
+            assert_eq!(
+                client.add_header(name, "x"),
+                Err(E::InvalidHeaderName(name.into()))
+            );
+        }
+        for value in ["a\rb", "a\nb", "a\0b", "\x7f", "a\r\nX-Evil: 1"] {
+            let err = client.add_header("X-Ok", value).unwrap_err();
+            assert_eq!(err, E::InvalidHeaderValue("X-Ok".into()));
+            assert!(!err.to_string().contains(value), "the value stays private");
+        }
+        assert_eq!(client.request(), before, "nothing refused was added");
+    }
+
+    fn upgrade_request(protocols: &'static str) -> UpgradeRequest {
+        let req = request_with(replace("Sec-WebSocket-Protocol", protocols));
+        validate_request(&req).unwrap()
+    }
+
+    #[test]
+    fn accept_upgrade_adds_headers_and_the_chosen_protocol() {
+        let up = upgrade_request("chat, json");
+        let answer = AcceptResponse::new()
+            .protocol("json")
+            .header("X-Id", "7")
+            .header("Set-Cookie", "s=1");
+        let acc = accept_upgrade(&up, &ServerOptions::default(), &answer, None).unwrap();
+        assert_eq!(acc.protocol.as_deref(), Some("json"));
+        let (resp, n) = parse_resp(&acc.response);
+        assert_eq!(n, acc.response.len());
+        assert_eq!(resp.status, 101);
+        assert_eq!(resp.headers.get("x-id"), Some("7"));
+        assert_eq!(resp.headers.get("set-cookie"), Some("s=1"));
+        let client =
+            ClientHandshake::with_key(&url(), RFC_KEY, &["chat".into(), "json".into()], None);
+        let done = client.validate_response(&resp).unwrap();
+        assert_eq!(done.protocol.as_deref(), Some("json"));
+    }
+
+    #[test]
+    fn accept_upgrade_protocol_override_fallback_and_misuse() {
+        let up = upgrade_request("chat, json");
+        let hook = ServerOptions {
+            protocols: vec!["chat".into()],
+            allowed_origins: None,
+        };
+        // No choice of the application's: the hook's.
+        let acc = accept_upgrade(&up, &hook, &AcceptResponse::new(), None).unwrap();
+        assert_eq!(acc.protocol.as_deref(), Some("chat"));
+        // The application's choice wins over the hook's.
+        let answer = AcceptResponse::new().protocol("json");
+        let acc = accept_upgrade(&up, &hook, &answer, None).unwrap();
+        assert_eq!(acc.protocol.as_deref(), Some("json"));
+        let answer = AcceptResponse::new().protocol("mqtt");
+        let err = accept_upgrade(&up, &hook, &answer, None).unwrap_err();
+        assert_eq!(err, HandshakeError::ProtocolNotOffered("mqtt".into()));
+        assert!(!err.is_peer_fault());
+    }
+
+    #[test]
+    fn accept_upgrade_refuses_the_handshakes_own_headers() {
+        let up = upgrade_request("chat");
+        for name in [
+            "Upgrade",
+            "connection",
+            "Sec-WebSocket-Accept",
+            "Sec-WebSocket-Protocol",
+            "Sec-WebSocket-Extensions",
+            "Content-Length",
+            "Transfer-Encoding",
+        ] {
+            let answer = AcceptResponse::new().header(name, "x");
+            let err = accept_upgrade(&up, &ServerOptions::default(), &answer, None).unwrap_err();
+            assert_eq!(err, HandshakeError::ReservedHeader(name.into()));
+            assert_eq!(err.status(), 500);
+            assert!(!err.is_peer_fault());
+        }
+        let answer = AcceptResponse::new().header("X-Id", "1\r\n\r\nsmuggled");
+        assert_eq!(
+            accept_upgrade(&up, &ServerOptions::default(), &answer, None),
+            Err(HandshakeError::InvalidHeaderValue("X-Id".into()))
+        );
+    }
+
+    #[test]
+    fn check_request_applies_the_origin_hook() {
+        let req = request_with(|_| {});
+        let strict = ServerOptions {
+            protocols: vec![],
+            allowed_origins: Some(vec!["https://other.example".into()]),
+        };
+        assert_eq!(
+            check_request(&req, &strict),
+            Err(HandshakeError::OriginRefused)
+        );
+        let up = check_request(&req, &ServerOptions::default()).unwrap();
+        assert_eq!(up.origin.as_deref(), Some("http://example.com"));
+    }
+
+    #[test]
+    fn rejection_bytes() {
+        let bytes = Rejection::new(401)
+            .header("WWW-Authenticate", "Bearer realm=\"x\"")
+            .body("who are you?")
+            .to_bytes()
+            .unwrap();
+        let (resp, n) = parse_resp(&bytes);
+        assert_eq!((resp.status, resp.reason.as_str()), (401, "Unauthorized"));
+        assert_eq!(
+            resp.headers.get("www-authenticate"),
+            Some("Bearer realm=\"x\"")
+        );
+        assert_eq!(resp.headers.get("connection"), Some("close"));
+        assert_eq!(resp.headers.get("content-length"), Some("12"));
+        assert_eq!(&bytes[n..], b"who are you?");
+
+        let bytes = Rejection::new(204).body("dropped").to_bytes().unwrap();
+        let (resp, n) = parse_resp(&bytes);
+        assert_eq!((resp.status, n), (204, bytes.len()));
+
+        for status in [0, 101, 199, 600, 999] {
+            let err = Rejection::new(status).to_bytes().unwrap_err();
+            assert_eq!(err, HandshakeError::InvalidRejectionStatus(status));
+            assert!(!err.is_peer_fault());
+        }
+        for name in ["Connection", "content-length", "Transfer-Encoding"] {
+            assert_eq!(
+                Rejection::new(403).header(name, "1").to_bytes(),
+                Err(HandshakeError::ReservedHeader(name.into()))
+            );
+        }
+        assert_eq!(
+            Rejection::new(403).header("Bad Name", "1").to_bytes(),
+            Err(HandshakeError::InvalidHeaderName("Bad Name".into()))
+        );
+    }
+
+    /// A rejection reader for a response head with these headers.
+    fn reader(status: u16, headers: &[(&str, &str)]) -> RejectionReader {
+        let mut h = Headers::new();
+        for (n, v) in headers {
+            h.push(*n, *v);
+        }
+        RejectionReader::new(Box::new(RejectedResponse {
+            status,
+            reason: String::new(),
+            headers: h,
+            body: Vec::new(),
+            body_truncated: false,
+        }))
+    }
+
+    #[test]
+    fn rejection_body_by_content_length() {
+        let mut r = reader(404, &[("Content-Length", "5")]);
+        r.push(b"he");
+        assert!(!r.is_done());
+        r.push(b"llo, and the next response");
+        assert!(r.is_done());
+        let done = r.finish();
+        assert_eq!(
+            (&done.body[..], done.body_truncated),
+            (&b"hello"[..], false)
+        );
+
+        // Ends early: what came, marked truncated.
+        let mut r = reader(404, &[("Content-Length", "5")]);
+        r.push(b"he");
+        r.eof();
+        let done = r.finish();
+        assert_eq!((&done.body[..], done.body_truncated), (&b"he"[..], true));
+
+        // The deadline passes first.
+        let mut r = reader(404, &[("Content-Length", "5")]);
+        r.push(b"he");
+        assert!(r.finish().body_truncated);
+
+        let r = reader(500, &[("Content-Length", "0")]);
+        assert!(r.is_done());
+        for status in [204, 304, 100] {
+            let mut r = reader(status, &[]);
+            assert!(r.is_done());
+            r.push(b"ignored");
+            assert!(r.finish().body.is_empty());
+        }
+    }
+
+    #[test]
+    fn rejection_body_until_eof_and_odd_lengths() {
+        for headers in [
+            &[][..],
+            &[("Content-Length", "x")][..],
+            &[("Content-Length", "3"), ("Content-Length", "4")][..],
+            &[("Transfer-Encoding", "gzip")][..],
+        ] {
+            let mut r = reader(400, headers);
+            r.push(b"abc");
+            r.push(b"def");
+            assert!(!r.is_done(), "{headers:?}");
+            r.eof();
+            let done = r.finish();
+            assert_eq!(
+                (&done.body[..], done.body_truncated),
+                (&b"abcdef"[..], false)
+            );
+        }
+        // Repeated identical lengths are one length.
+        let mut r = reader(400, &[("Content-Length", "2"), ("Content-Length", "2")]);
+        r.push(b"abc");
+        assert_eq!(r.finish().body, b"ab");
+    }
+
+    #[test]
+    fn rejection_body_is_bounded() {
+        for headers in [&[][..], &[("Content-Length", "100000")][..]] {
+            let mut r = reader(404, headers);
+            for _ in 0..100 {
+                r.push(&[b'x'; 1000]);
+            }
+            assert!(r.is_done());
+            let done = r.finish();
+            assert_eq!(done.body.len(), MAX_REJECTED_BODY);
+            assert!(done.body_truncated);
+        }
+        let mut r = reader(404, &[("Transfer-Encoding", "chunked")]);
+        for _ in 0..100 {
+            r.push(b"3e8\r\n");
+            r.push(&[b'y'; 1000]);
+            r.push(b"\r\n");
+        }
+        let done = r.finish();
+        assert_eq!(done.body.len(), MAX_REJECTED_BODY);
+        assert!(done.body_truncated);
+    }
+
+    #[test]
+    fn rejection_body_chunked_in_any_split() {
+        let wire = b"4;name=value\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\nafter";
+        let expected = &b"Wikipedia in\r\n\r\nchunks."[..];
+        for split in 0..wire.len() {
+            let mut r = reader(403, &[("Transfer-Encoding", "chunked")]);
+            r.push(&wire[..split]);
+            r.push(&wire[split..]);
+            assert!(r.is_done(), "split {split}");
+            let done = r.finish();
+            assert_eq!((&done.body[..], done.body_truncated), (expected, false));
+        }
+        let mut r = reader(403, &[("Transfer-Encoding", "chunked")]);
+        for byte in wire {
+            r.push(&[*byte]);
+        }
+        assert_eq!(r.finish().body, expected);
+    }
+
+    #[test]
+    fn rejection_body_chunked_malformed_keeps_what_came() {
+        let bad: [&[u8]; 5] = [
+            b"3\r\nabcX\r\n",
+            b"zz\r\n",
+            b"\r\n",
+            b"1000000000000000\r\n",
+            b"3\r\nabc\r\n0\r\n",
+        ];
+        for (i, wire) in bad.iter().enumerate() {
+            let mut r = reader(403, &[("Transfer-Encoding", "chunked")]);
+            r.push(wire);
+            r.eof();
+            let done = r.finish();
+            assert!(done.body_truncated, "case {i}");
+            assert!(done.body.len() <= 3);
+        }
+        let mut r = reader(403, &[("Transfer-Encoding", "chunked")]);
+        r.push(&[b'1'; MAX_CHUNK_LINE + 1]);
+        assert!(r.is_done() && r.finish().body_truncated);
+    }
+
+    #[test]
     fn display_is_one_line() {
+        let not_found = || {
+            HandshakeError::Rejected(Box::new(RejectedResponse {
+                status: 404,
+                reason: "Not Found".into(),
+                headers: Headers::new(),
+                body: b"a\nb".to_vec(),
+                body_truncated: false,
+            }))
+        };
         let errs = [
             HandshakeError::Http(HttpError::BareCr),
-            HandshakeError::UnexpectedStatus(404),
+            not_found(),
+            HandshakeError::InvalidHeaderName("a\nb".into()),
+            HandshakeError::InvalidHeaderValue("a\nb".into()),
+            HandshakeError::ReservedHeader("Upgrade".into()),
+            HandshakeError::InvalidRejectionStatus(101),
             HandshakeError::ProtocolNotOffered("x".into()),
             HandshakeError::BadUrl("invalid port"),
             HandshakeError::TlsNotSupported,
@@ -1280,7 +2331,7 @@ mod tests {
             assert!(!s.is_empty() && !s.contains('\n'), "{s:?}");
         }
         assert_eq!(
-            HandshakeError::UnexpectedStatus(404).to_string(),
+            not_found().to_string(),
             "server answered status 404 instead of 101"
         );
     }

@@ -723,6 +723,31 @@ fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
+/// Whether `name` may be sent as a header field name: an HTTP token
+/// (RFC 7230 §3.2.6).
+///
+/// ```
+/// assert!(rtwire::http::is_valid_header_name("X-Request-Id"));
+/// assert!(!rtwire::http::is_valid_header_name("X Id"));
+/// assert!(!rtwire::http::is_valid_header_name(""));
+/// ```
+pub fn is_valid_header_name(name: &str) -> bool {
+    is_token(name.as_bytes())
+}
+
+/// Whether `value` may be sent as a header field value: no control
+/// characters but horizontal tab (RFC 7230 §3.2), so no CR, LF or NUL that
+/// could end the line early. This is the rule the parsers apply on receipt.
+///
+/// ```
+/// assert!(rtwire::http::is_valid_header_value("Bearer abc\tdef"));
+/// assert!(!rtwire::http::is_valid_header_value("a\r\nSet-Cookie: x"));
+/// assert!(!rtwire::http::is_valid_header_value("nul\0"));
+/// ```
+pub fn is_valid_header_value(value: &str) -> bool {
+    !value.bytes().any(|b| is_ctl(b) && b != b'\t')
+}
+
 /// Parses `HTTP/d.d` (RFC 7230 §2.6).
 fn parse_version(v: &[u8]) -> Result<Version, HttpError> {
     match v {

@@ -10,8 +10,10 @@
 //! - [`proto`]: the WebSocket protocol without I/O — frames, masking,
 //!   UTF-8 validation, close codes, and the [`proto::Connection`] state
 //!   machine. Bytes in, events and bytes out.
-//! - [`ws`]: [`ws::WebSocket`] over any tokio stream, [`ws::accept`],
-//!   [`ws::connect`], and [`ws::WebSocket::split`].
+//! - [`ws`]: [`ws::WebSocket`] over any tokio stream, [`ws::accept`]
+//!   ([`ws::Upgrade`] to see the request and answer it), [`ws::connect`]
+//!   ([`ws::ConnectConfig`] for headers and timeouts), and
+//!   [`ws::WebSocket::split`].
 //! - `hub` (feature `hub`): channels with ids, history, resumable
 //!   subscriptions.
 //! - `serve` (feature `serve`): the HTTP/1.1 server of `rtwire serve`, with

@@ -12,11 +12,16 @@
 //!   the subprotocol; a rejection parses as a response with its status.
 //! - Client side: `validate_response` only accepts a 101 with our accept
 //!   key, and a subprotocol we offered.
+//! - Refusals: a response other than 101 comes back as `Rejected` with its
+//!   status and headers; the body `RejectionReader` collects from the bytes
+//!   after the head is the same however they are pushed, never more than
+//!   `MAX_REJECTED_BODY`, and without a transfer coding a prefix of them.
 //! - URLs: the first line, as a `ws://` URL, round-trips through
 //!   `host_header`, and its request passes the server's validation.
 
 use rtwire::handshake::{
-    accept_key, server_accept, validate_request, ClientHandshake, ServerHook, ServerOptions, WsUrl,
+    accept_key, server_accept, validate_request, ClientHandshake, HandshakeError,
+    RejectionReader, ServerHook, ServerOptions, WsUrl, MAX_REJECTED_BODY,
 };
 use rtwire::http::{
     HeadLimits, HttpError, Parse, Request, RequestParser, Response, ResponseParser,
@@ -237,6 +242,35 @@ fn check_response(data: &[u8], limits: &HeadLimits) {
                 assert_eq!(done.extensions, None);
             }
         }
+    }
+    if let Ok(Parse::Complete(_, used)) = Response::parse(data, limits) {
+        check_rejection(&resp, &data[used..]);
+    }
+}
+
+fn check_rejection(resp: &Response, rest: &[u8]) {
+    let url = WsUrl::parse("ws://example.com/").expect("a valid URL");
+    let client = ClientHandshake::with_key(&url, KEY, &[], None);
+    let head = match client.validate_response(resp) {
+        Err(HandshakeError::Rejected(head)) => head,
+        other => {
+            assert_eq!(resp.status, 101, "{other:?}");
+            return;
+        }
+    };
+    assert_eq!((head.status, &head.headers), (resp.status, &resp.headers));
+    let read = |pieces: &mut dyn Iterator<Item = &[u8]>| {
+        let mut reader = RejectionReader::new(head.clone());
+        pieces.for_each(|piece| reader.push(piece));
+        reader.eof();
+        reader.finish()
+    };
+    let whole = read(&mut std::iter::once(rest));
+    let bytewise = read(&mut rest.chunks(1));
+    assert_eq!(whole, bytewise, "the same body however it arrives");
+    assert!(whole.body.len() <= MAX_REJECTED_BODY);
+    if resp.headers.get("transfer-encoding").is_none() {
+        assert!(rest.starts_with(&whole.body));
     }
 }
 

@@ -76,6 +76,8 @@ pub(crate) async fn serve(
             .max_frame_size(app.config.ws_max_message)
             .keepalive(app.config.ws_keepalive),
         deflate: app.config.ws_deflate.clone(),
+        // The session has the request already; a second copy per socket is waste.
+        keep_request: false,
         ..AcceptConfig::default()
     };
     let mut socket = match ws::accept_request(conn.io, request, &conn.buf, &config).await {

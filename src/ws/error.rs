@@ -26,6 +26,14 @@ pub enum Error {
     Handshake(HandshakeError),
     /// The opening handshake did not finish in time.
     HandshakeTimeout,
+    /// The TCP connection (name resolution included) was not made within
+    /// [`ConnectConfig::connect_timeout`](super::ConnectConfig::connect_timeout):
+    /// the network's failure or an absent host, not a misbehaving peer.
+    ConnectTimeout,
+    /// Server: the application refused the upgrade with this status
+    /// ([`accept_with_callback`](super::accept_with_callback)); the refusal
+    /// was sent and the stream shut down. Its decision, not a fault.
+    Refused(u16),
     /// The server's permessage-deflate answer breaks RFC 7692.
     Negotiation(NegotiationError),
     /// The peer accepted no bytes for the write timeout
@@ -47,7 +55,11 @@ impl Error {
             | Error::Negotiation(_)
             | Error::WriteTimeout => true,
             Error::Handshake(e) => e.is_peer_fault(),
-            Error::Io(_) | Error::Send(_) | Error::MemoryBudget => false,
+            Error::Io(_)
+            | Error::Send(_)
+            | Error::MemoryBudget
+            | Error::ConnectTimeout
+            | Error::Refused(_) => false,
         }
     }
 }
@@ -60,6 +72,8 @@ impl fmt::Display for Error {
             Error::Send(e) => write!(f, "cannot send: {e}"),
             Error::Handshake(e) => write!(f, "handshake failed: {e}"),
             Error::HandshakeTimeout => f.write_str("handshake timed out"),
+            Error::ConnectTimeout => f.write_str("TCP connect timed out"),
+            Error::Refused(status) => write!(f, "upgrade refused with status {status}"),
             Error::Negotiation(e) => write!(f, "extension negotiation failed: {e}"),
             Error::WriteTimeout => f.write_str("the peer stopped reading: write timed out"),
             Error::MemoryBudget => {
@@ -76,7 +90,11 @@ impl std::error::Error for Error {
             Error::Protocol(e) => Some(e),
             Error::Send(e) => Some(e),
             Error::Handshake(e) => Some(e),
-            Error::HandshakeTimeout | Error::WriteTimeout | Error::MemoryBudget => None,
+            Error::HandshakeTimeout
+            | Error::ConnectTimeout
+            | Error::Refused(_)
+            | Error::WriteTimeout
+            | Error::MemoryBudget => None,
             Error::Negotiation(e) => Some(e),
         }
     }

@@ -1,5 +1,7 @@
 //! The tokio front-end: [`WebSocket`] over any `AsyncRead + AsyncWrite`
-//! stream, [`accept`] for servers, [`connect`] for clients, and
+//! stream, [`accept`] for servers ([`Upgrade`] or [`accept_with_callback`]
+//! to look at the request and answer it), [`connect`] for clients
+//! ([`ConnectConfig`] for headers and timeouts), and
 //! [`WebSocket::split`] into halves for two tasks.
 //!
 //! Each is a thin loop around the sans-IO [`Connection`](crate::proto::Connection):
@@ -10,10 +12,11 @@ mod handshake_io;
 mod socket;
 mod split;
 
+pub use crate::handshake::{AcceptResponse, Rejection};
 pub use error::Error;
 pub use handshake_io::{
-    accept, accept_request, accept_with, client_handshake, connect, connect_with, AcceptConfig,
-    ConnectConfig,
+    accept, accept_request, accept_with, accept_with_callback, client_handshake, connect,
+    connect_with, AcceptConfig, ConnectConfig, Upgrade,
 };
 pub use socket::{MemoryBudget, WebSocket};
 pub use split::{WsReader, WsWriter};

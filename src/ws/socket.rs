@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::Error;
+use crate::http::{Request, Response};
 use crate::proto::{CloseCode, Config, Connection, Event, Message, Role, State};
 
 /// Read at least this much at a time into the connection's buffer.
@@ -53,6 +54,18 @@ pub struct WebSocket<S> {
     keepalive: Option<KeepaliveTimer>,
     /// The budget shared with other sockets, and what this one took of it.
     budget: Option<(Arc<MemoryBudget>, usize)>,
+    /// What the opening handshake decided; boxed, as most code never asks.
+    handshake: Option<Box<HandshakeInfo>>,
+}
+
+/// What the opening handshake decided, kept on the socket.
+#[derive(Debug, Default)]
+pub(crate) struct HandshakeInfo {
+    pub(crate) protocol: Option<String>,
+    /// Server: the client's request head.
+    pub(crate) request: Option<Request>,
+    /// Client: the server's 101 head.
+    pub(crate) response: Option<Response>,
 }
 
 /// The timer behind keepalive. Polling a tokio timer costs a waker
@@ -151,6 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             write_stall: None,
             keepalive: None,
             budget: None,
+            handshake: None,
         }
     }
 
@@ -495,6 +509,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         ready!(timer.as_mut().poll(cx));
         Poll::Ready(Err(Error::WriteTimeout))
+    }
+}
+
+/// What the opening handshake decided.
+///
+/// ```
+/// use rtwire::handshake::WsUrl;
+/// use rtwire::ws::{self, AcceptConfig, ConnectConfig};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ws::Error> {
+/// let (client_io, server_io) = tokio::io::duplex(4096);
+/// let server = tokio::spawn(async move {
+///     let config = AcceptConfig::default().hook(rtwire::handshake::ServerOptions {
+///         protocols: vec!["chat".into()],
+///         allowed_origins: None,
+///     });
+///     ws::accept_with(server_io, &config).await
+/// });
+/// let url = WsUrl::parse("ws://localhost/room?id=3")?;
+/// let (client, _) =
+///     ws::client_handshake(client_io, &url, &ConnectConfig::default().protocols(["chat"])).await?;
+/// let server = server.await.unwrap()?;
+/// assert_eq!((client.protocol(), server.protocol()), (Some("chat"), Some("chat")));
+/// assert_eq!(server.request().map(|r| r.target.as_str()), Some("/room?id=3"));
+/// assert_eq!(client.response().map(|r| r.status), Some(101));
+/// assert!(client.request().is_none() && server.response().is_none());
+/// # Ok(()) }
+/// ```
+impl<S> WebSocket<S> {
+    /// The subprotocol the handshake agreed on, on either side; `None`
+    /// without one, and for sockets made with
+    /// [`from_raw`](Self::from_raw) or [`from_connection`](Self::from_connection).
+    pub fn protocol(&self) -> Option<&str> {
+        self.handshake.as_ref()?.protocol.as_deref()
+    }
+
+    /// Server: the client's upgrade request head (method, target with path
+    /// and query, headers). `None` on a client, on a server whose
+    /// [`AcceptConfig::keep_request`](super::AcceptConfig::keep_request) is
+    /// off, and for sockets made with `from_raw` or `from_connection`.
+    pub fn request(&self) -> Option<&Request> {
+        self.handshake.as_ref()?.request.as_ref()
+    }
+
+    /// Client: the server's `101 Switching Protocols` head. `None` on a
+    /// server, and for sockets made with `from_raw` or `from_connection`.
+    pub fn response(&self) -> Option<&Response> {
+        self.handshake.as_ref()?.response.as_ref()
+    }
+
+    /// Keeps `info`; allocates nothing when there is nothing to keep.
+    pub(crate) fn set_handshake(&mut self, info: HandshakeInfo) {
+        let empty = info.protocol.is_none() && info.request.is_none() && info.response.is_none();
+        self.handshake = (!empty).then(|| Box::new(info));
     }
 }
 
