@@ -118,7 +118,8 @@ pub enum HandshakeError {
     UnexpectedExtensions,
     /// Client: the URL is not a usable `ws://` URL; the reason is given.
     BadUrl(&'static str),
-    /// Client: `wss://` needs TLS, which this crate does not provide.
+    /// Client: `wss://` needs TLS, and this build of the crate has no
+    /// `tls` feature.
     TlsNotSupported,
     /// A header the caller asked to send has a name that is not an HTTP
     /// token; the name is given. The caller's mistake.
@@ -259,7 +260,9 @@ impl fmt::Display for HandshakeError {
                 f.write_str("server answered extensions that were not offered")
             }
             HandshakeError::BadUrl(why) => write!(f, "bad WebSocket URL: {why}"),
-            HandshakeError::TlsNotSupported => f.write_str("wss:// (TLS) is not supported"),
+            HandshakeError::TlsNotSupported => {
+                f.write_str("wss:// needs TLS: build rtwire with the `tls` feature")
+            }
             HandshakeError::InvalidHeaderName(n) => {
                 write!(f, "header name {n:?} is not an HTTP token")
             }
@@ -772,23 +775,25 @@ impl Rejection {
     }
 }
 
-/// A parsed `ws://` URL (RFC 6455 §3).
+/// A parsed `ws://` or `wss://` URL (RFC 6455 §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: the connection runs over TLS.
+    pub secure: bool,
     /// Host name or IP address; IPv6 literals without brackets.
     pub host: String,
-    /// TCP port, 80 when not given.
+    /// TCP port; when not given, 80 for `ws://` and 443 for `wss://`.
     pub port: u16,
     /// Path and query to request, at least `/`.
     pub resource: String,
 }
 
 impl WsUrl {
-    /// Parses `ws://host[:port][/path][?query]`.
+    /// Parses `ws://host[:port][/path][?query]`, or the same with `wss://`.
     ///
-    /// `wss://` gives [`HandshakeError::TlsNotSupported`]; anything else that
-    /// does not fit gives [`HandshakeError::BadUrl`]. Non-ASCII or space
-    /// characters in the path must be percent-encoded by the caller.
+    /// Anything that does not fit gives [`HandshakeError::BadUrl`].
+    /// Non-ASCII or space characters in the path must be percent-encoded
+    /// by the caller.
     ///
     /// ```
     /// use rtwire::handshake::WsUrl;
@@ -801,12 +806,13 @@ impl WsUrl {
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(HandshakeError::BadUrl("expected ws://"));
         };
-        if scheme.eq_ignore_ascii_case("wss") {
-            return Err(HandshakeError::TlsNotSupported);
-        }
-        if !scheme.eq_ignore_ascii_case("ws") {
-            return Err(HandshakeError::BadUrl("scheme is not ws"));
-        }
+        let secure = if scheme.eq_ignore_ascii_case("wss") {
+            true
+        } else if scheme.eq_ignore_ascii_case("ws") {
+            false
+        } else {
+            return Err(HandshakeError::BadUrl("scheme is not ws or wss"));
+        };
         // RFC 6455 §3: fragment identifiers MUST NOT be used.
         if rest.contains('#') {
             return Err(HandshakeError::BadUrl("fragment not allowed"));
@@ -846,7 +852,7 @@ impl WsUrl {
             (host, port)
         };
         let port = match port {
-            None => 80,
+            None => default_port(secure),
             Some(p) => match p.parse::<u16>() {
                 Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
                 _ => return Err(HandshakeError::BadUrl("invalid port")),
@@ -862,25 +868,36 @@ impl WsUrl {
             format!("/{resource}")
         };
         Ok(WsUrl {
+            secure,
             host: host.to_string(),
             port,
             resource,
         })
     }
 
-    /// The `Host` header value: the port is left out when it is 80, and
-    /// IPv6 literals are bracketed.
+    /// The `Host` header value: the port is left out when it is the
+    /// scheme's default (80, or 443 for `wss://`), and IPv6 literals are
+    /// bracketed.
     pub fn host_header(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == default_port(self.secure) {
             host
         } else {
             format!("{host}:{}", self.port)
         }
+    }
+}
+
+/// RFC 6455 §3: the port when the URL names none.
+fn default_port(secure: bool) -> u16 {
+    if secure {
+        443
+    } else {
+        80
     }
 }
 
@@ -1947,14 +1964,18 @@ mod tests {
         ok("ws://[::1]", "::1", 80, "/", "[::1]");
         ok("ws://localhost:80/x", "localhost", 80, "/x", "localhost");
 
+        let secure = WsUrl::parse("wss://example.com").unwrap();
+        assert!(secure.secure);
         assert_eq!(
-            WsUrl::parse("wss://example.com"),
-            Err(HandshakeError::TlsNotSupported)
+            (secure.port, secure.host_header()),
+            (443, "example.com".into())
         );
-        assert_eq!(
-            WsUrl::parse("WSS://example.com"),
-            Err(HandshakeError::TlsNotSupported)
-        );
+        let upper = WsUrl::parse("WSS://example.com:8443/x").unwrap();
+        assert!(upper.secure);
+        assert_eq!(upper.host_header(), "example.com:8443");
+        assert_eq!(WsUrl::parse("wss://h:443/").unwrap().host_header(), "h");
+        assert_eq!(WsUrl::parse("ws://h:443/").unwrap().host_header(), "h:443");
+        assert!(!WsUrl::parse("ws://h").unwrap().secure);
         let bad = [
             "http://example.com",
             "example.com",

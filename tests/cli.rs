@@ -128,6 +128,10 @@ fn serve_help_explains_every_flag_and_its_variable() {
         "subscribe-token",
         "user-secret-file",
         "max-connections",
+        "cors-origin",
+        "metrics-token",
+        "tls-cert",
+        "tls-key",
         "max-body",
     ] {
         assert!(help.contains(&format!("--{flag} <")), "--{flag} in {help}");
@@ -150,6 +154,8 @@ fn every_command_has_its_own_help() {
                 "--max-connections",
                 "--max-message",
                 "--memory-budget",
+                "--tls-cert",
+                "--tls-key",
                 "[default: 9001]",
             ],
         ),

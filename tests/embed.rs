@@ -175,7 +175,7 @@ async fn the_hook_sees_the_peer_address() {
     let (mut ws, _) = rtwire::ws::connect(&format!("ws://{addr}/ws"))
         .await
         .unwrap();
-    let me = ws.get_ref().local_addr().unwrap();
+    let me = ws.get_ref().get_ref().local_addr().unwrap();
     assert_eq!(*auth.last_peer.lock().unwrap(), Some(me));
     *auth.last_peer.lock().unwrap() = None;
     let join = r#"{"op":"join","channel":"announcements"}"#;

@@ -6,7 +6,8 @@
 use rtwire::handshake::{HandshakeError, RejectedResponse, MAX_REJECTED_BODY};
 use rtwire::proto::{Config, Message, Role};
 use rtwire::ws::{
-    self, AcceptConfig, AcceptResponse, ConnectConfig, Error, Rejection, Upgrade, WebSocket,
+    self, AcceptConfig, AcceptResponse, ConnectConfig, Error, MaybeTlsStream, Rejection, Upgrade,
+    WebSocket,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,7 +49,7 @@ async fn raw_server(answer: Vec<u8>) -> String {
 
 /// The refusal inside a client's error.
 fn rejected(
-    result: Result<(WebSocket<TcpStream>, rtwire::http::Response), Error>,
+    result: Result<(WebSocket<MaybeTlsStream<TcpStream>>, rtwire::http::Response), Error>,
 ) -> RejectedResponse {
     match result {
         Err(Error::Handshake(HandshakeError::Rejected(r))) => *r,
@@ -100,7 +101,7 @@ async fn client_headers_and_peer_address_reach_the_server() {
     assert_eq!(h.get("user-agent"), Some("handshake-api-test/1"));
     assert_eq!(h.get_all("cookie").collect::<Vec<_>>(), ["a=1", "b=2"]);
     assert_eq!(origin.as_deref(), Some("https://app.example"));
-    assert_eq!(peer, Some(client.get_ref().local_addr().unwrap()));
+    assert_eq!(peer, Some(client.get_ref().get_ref().local_addr().unwrap()));
 
     assert_eq!(client.response(), Some(&response));
     assert_eq!(client.request(), None);

@@ -156,7 +156,11 @@ impl Sse {
     }
 }
 
-async fn ws_join(addr: SocketAddr, query: &str, channel: &str) -> rtwire::ws::WebSocket<TcpStream> {
+async fn ws_join(
+    addr: SocketAddr,
+    query: &str,
+    channel: &str,
+) -> rtwire::ws::WebSocket<rtwire::ws::MaybeTlsStream<TcpStream>> {
     let (mut ws, _) = rtwire::ws::connect(&format!("ws://{addr}/ws{query}"))
         .await
         .unwrap();
@@ -178,7 +182,9 @@ async fn ws_join(addr: SocketAddr, query: &str, channel: &str) -> rtwire::ws::We
     }
 }
 
-async fn ws_next_text(ws: &mut rtwire::ws::WebSocket<TcpStream>) -> String {
+async fn ws_next_text(
+    ws: &mut rtwire::ws::WebSocket<rtwire::ws::MaybeTlsStream<TcpStream>>,
+) -> String {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), ws.recv())
             .await

@@ -273,7 +273,7 @@ impl Sse {
 
 // ----- /ws -----
 
-type Ws = rtwire::ws::WebSocket<TcpStream>;
+type Ws = rtwire::ws::WebSocket<rtwire::ws::MaybeTlsStream<TcpStream>>;
 
 async fn ws_connect(addr: SocketAddr) -> Ws {
     rtwire::ws::connect(&format!("ws://{addr}/ws"))

@@ -199,6 +199,7 @@ pub(crate) struct Metrics {
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
     handshake_failures: AtomicU64,
+    tls_handshake_failures: AtomicU64,
     pub traffic: Arc<Traffic>,
 }
 
@@ -250,6 +251,12 @@ impl Metrics {
 
     pub fn handshake_failed(&self) {
         self.handshake_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client whose TLS handshake failed, stalled or was shed.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every metric in the Prometheus text format 0.0.4; the README lists
@@ -355,6 +362,12 @@ impl Metrics {
             "counter",
             "Requests to /ws refused in the WebSocket handshake.",
             &one(load(&self.handshake_failures)),
+        );
+        family(
+            "rtwire_tls_handshake_failures_total",
+            "counter",
+            "Connections whose TLS handshake failed, took too long or was shed.",
+            &one(load(&self.tls_handshake_failures)),
         );
         family(
             "rtwire_messages_published_total",

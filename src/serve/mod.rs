@@ -61,6 +61,7 @@ use tracing::Instrument;
 use crate::hub::{Hub, HubConfig};
 use crate::proto::deflate::DeflateConfig;
 use crate::proto::Keepalive;
+use crate::ws::MaybeTlsStream;
 use http_conn::HttpConn;
 use metrics::Metrics;
 use response::Response;
@@ -139,6 +140,13 @@ pub struct ServeConfig {
     /// A bearer token `GET /metrics` requires (`Authorization: Bearer`
     /// only, compared in constant time; else 401). Default `None`: open.
     pub metrics_token: Option<String>,
+    /// Serve https and wss (on the same port) with this certificate.
+    /// The TLS handshake must finish within `head_timeout`, and one that
+    /// has taken a second gives its slot up when every slot is taken, as
+    /// a slow request head does. Default `None`: plain http and ws.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub tls: Option<crate::ws::tls::TlsAcceptor>,
     /// The hub's limits.
     pub hub: HubConfig,
 }
@@ -173,10 +181,12 @@ impl fmt::Debug for ServeConfig {
             demo_page,
             cors,
             metrics_token,
+            #[cfg(feature = "tls")]
+            tls,
             hub,
         } = self;
-        f.debug_struct("ServeConfig")
-            .field("addr", addr)
+        let mut f = f.debug_struct("ServeConfig");
+        f.field("addr", addr)
             .field("max_head_bytes", max_head_bytes)
             .field("max_body_bytes", max_body_bytes)
             .field("head_timeout", head_timeout)
@@ -204,8 +214,10 @@ impl fmt::Debug for ServeConfig {
                 "metrics_token",
                 &metrics_token.as_ref().map(|_| "<redacted>"),
             )
-            .field("hub", hub)
-            .finish()
+            .field("hub", hub);
+        #[cfg(feature = "tls")]
+        f.field("tls", tls);
+        f.finish()
     }
 }
 
@@ -240,6 +252,8 @@ impl Default for ServeConfig {
             demo_page: true,
             cors: None,
             metrics_token: None,
+            #[cfg(feature = "tls")]
+            tls: None,
             hub: HubConfig::default(),
         }
     }
@@ -285,17 +299,61 @@ pub(crate) struct App {
 /// events in a `connection` span that names the peer.
 async fn serve_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
     let span = tracing::debug_span!("connection", %peer);
-    let conn = HttpConn::new(
-        stream,
-        app.config.write_timeout,
-        app.metrics.traffic.clone(),
-    );
     let serve = async move {
+        let Some(stream) = secure(&app, stream).await else {
+            return;
+        };
+        let conn = HttpConn::new(
+            stream,
+            app.config.write_timeout,
+            app.metrics.traffic.clone(),
+        );
         tracing::debug!("connection opened");
         routes::serve_connection(app, conn, peer).await;
         tracing::debug!("connection closed");
     };
     serve.instrument(span).await;
+}
+
+/// The stream every connection runs over: TLS when the server has a
+/// certificate, else plain.
+pub(crate) type Stream = MaybeTlsStream<TcpStream>;
+
+/// The client's TLS handshake when the server has a certificate, by
+/// `head_timeout`; a handshake that has taken a second yields its slot to
+/// a waiting newcomer, as a slow request head does. `None`: the client
+/// is gone, its failure logged.
+#[cfg(feature = "tls")]
+async fn secure(app: &App, stream: TcpStream) -> Option<Stream> {
+    let Some(acceptor) = &app.config.tls else {
+        return Some(MaybeTlsStream::Plain(stream));
+    };
+    let started = tokio::time::Instant::now();
+    let deadline = started + app.config.head_timeout;
+    let mut handshake = std::pin::pin!(tokio::time::timeout_at(deadline, acceptor.accept(stream)));
+    let failure = loop {
+        tokio::select! {
+            done = &mut handshake => match done {
+                Ok(Ok(stream)) => return Some(stream),
+                Ok(Err(e)) => break e.to_string(),
+                Err(_) => break "not finished in time".to_owned(),
+            },
+            () = app.shed.notified() => {
+                if started.elapsed() >= http_conn::SHED_AFTER {
+                    break "shed to make room".to_owned();
+                }
+            }
+        }
+    };
+    app.metrics.tls_handshake_failed();
+    tracing::debug!(reason = %failure, "TLS handshake failed");
+    None
+}
+
+/// Without the `tls` feature every connection is plain.
+#[cfg(not(feature = "tls"))]
+async fn secure(_app: &App, stream: TcpStream) -> Option<Stream> {
+    Some(MaybeTlsStream::Plain(stream))
 }
 
 /// A bound server; [`run_until`](Server::run_until) serves.

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 use super::auth::{bearer_credential, secret_eq, Action, AuthRequest};
 use super::cors::is_preflight;
@@ -10,6 +9,7 @@ use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
 use super::metrics::{RouteLabel, Transport};
 use super::params::valid_channel;
 use super::response::Response;
+use super::Stream;
 use super::{long_poll, poll, sse, websocket, App, HttpRequest, HttpResponse};
 use crate::http::Request;
 use crate::hub::HubError;
@@ -20,17 +20,13 @@ use bytes::Bytes;
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Next {
     /// Ready for the next request.
-    KeepAlive(HttpConn<TcpStream>),
+    KeepAlive(HttpConn<Stream>),
     /// Closed, or handed to a streaming transport that has finished with it.
     Done,
 }
 
 /// Serves requests on one connection until it closes.
-pub(crate) async fn serve_connection(
-    app: Arc<App>,
-    mut conn: HttpConn<TcpStream>,
-    peer: SocketAddr,
-) {
+pub(crate) async fn serve_connection(app: Arc<App>, mut conn: HttpConn<Stream>, peer: SocketAddr) {
     let _open = app.metrics.connection();
     let mut shutdown = app.shutdown.clone();
     loop {
@@ -112,7 +108,7 @@ fn resolve<'a>(method: &str, path: &'a str) -> Route<'a> {
 
 async fn handle(
     app: &Arc<App>,
-    mut conn: HttpConn<TcpStream>,
+    mut conn: HttpConn<Stream>,
     incoming: Incoming,
     peer: SocketAddr,
     keep_alive: bool,

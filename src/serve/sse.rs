@@ -22,7 +22,6 @@
 use base64::Engine;
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
 use super::http_conn::HttpConn;
 use super::metrics::Transport;
@@ -30,6 +29,7 @@ use super::params::query_param;
 use super::response::Response;
 use super::routes::hub_error;
 use super::App;
+use super::Stream;
 use crate::http::Request;
 use crate::hub::{Closed, FormatKey, HubMessage, MessageId, Resume, Since};
 
@@ -37,7 +37,7 @@ use crate::hub::{Closed, FormatKey, HubMessage, MessageId, Resume, Since};
 /// server shuts down.
 pub(crate) async fn stream(
     app: &App,
-    mut conn: HttpConn<TcpStream>,
+    mut conn: HttpConn<Stream>,
     request: &Request,
     channel: &str,
 ) {

@@ -25,7 +25,6 @@
 
 use bytes::Bytes;
 use std::collections::HashMap;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -36,6 +35,7 @@ use super::metrics::{Counted, Transport};
 use super::poll::push_resume;
 use super::routes::check_private;
 use super::App;
+use super::Stream;
 use crate::hub::{Closed, FormatKey, HubMessage, MessageId, SenderId, Since, SubscribeOptions};
 use crate::proto::close::truncate_reason;
 use crate::proto::{CloseCode, Config, Message, Utf8Bytes};
@@ -65,7 +65,7 @@ struct Session<'a> {
 /// Upgrades the connection and serves the socket until it closes.
 pub(crate) async fn serve(
     app: &App,
-    conn: HttpConn<TcpStream>,
+    conn: HttpConn<Stream>,
     asker: AuthRequest<'_>,
     identity: Option<String>,
 ) {
@@ -162,7 +162,7 @@ pub(crate) async fn serve(
 }
 
 /// Sends a close frame and waits (briefly) for the client's reply.
-async fn close(socket: &mut WebSocket<Counted<TcpStream>>, code: CloseCode, reason: &str) {
+async fn close(socket: &mut WebSocket<Counted<Stream>>, code: CloseCode, reason: &str) {
     let reason = truncate_reason(reason);
     if socket.close(code, reason).await.is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {

@@ -34,6 +34,11 @@ pub enum Error {
     /// ([`accept_with_callback`](super::accept_with_callback)); the refusal
     /// was sent and the stream shut down. Its decision, not a fault.
     Refused(u16),
+    /// The TLS handshake failed: the server's certificate is not trusted
+    /// or does not name the host, the peer does not speak TLS, or no
+    /// protocol version or cipher suite is shared. The cause is the
+    /// [`io::Error`] rustls gave (its source is the `rustls::Error`).
+    Tls(io::Error),
     /// The server's permessage-deflate answer breaks RFC 7692.
     Negotiation(NegotiationError),
     /// The peer accepted no bytes for the write timeout
@@ -53,7 +58,8 @@ impl Error {
             Error::Protocol(_)
             | Error::HandshakeTimeout
             | Error::Negotiation(_)
-            | Error::WriteTimeout => true,
+            | Error::WriteTimeout
+            | Error::Tls(_) => true,
             Error::Handshake(e) => e.is_peer_fault(),
             Error::Io(_)
             | Error::Send(_)
@@ -74,6 +80,7 @@ impl fmt::Display for Error {
             Error::HandshakeTimeout => f.write_str("handshake timed out"),
             Error::ConnectTimeout => f.write_str("TCP connect timed out"),
             Error::Refused(status) => write!(f, "upgrade refused with status {status}"),
+            Error::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             Error::Negotiation(e) => write!(f, "extension negotiation failed: {e}"),
             Error::WriteTimeout => f.write_str("the peer stopped reading: write timed out"),
             Error::MemoryBudget => {
@@ -86,7 +93,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(e) => Some(e),
+            Error::Io(e) | Error::Tls(e) => Some(e),
             Error::Protocol(e) => Some(e),
             Error::Send(e) => Some(e),
             Error::Handshake(e) => Some(e),

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::socket::HandshakeInfo;
-use super::{Error, WebSocket};
+use super::{Error, MaybeTlsStream, WebSocket};
 use crate::handshake::{
     self, AcceptResponse, ClientHandshake, HandshakeError, RejectedResponse, Rejection,
     RejectionReader, ServerHook, ServerOptions, UpgradeRequest, WsUrl,
@@ -458,7 +458,9 @@ async fn refuse<S: AsyncWrite + Unpin>(
     Error::Handshake(error)
 }
 
-/// Opens a TCP connection to a `ws://` URL and performs the client's
+/// Opens a TCP connection to a `ws://` or `wss://` URL (TLS with the
+/// feature `tls`, checked against Mozilla's roots unless
+/// [`ConnectConfig::tls`] says otherwise) and performs the client's
 /// handshake with default settings. Returns the socket and the server's
 /// 101 response.
 ///
@@ -472,7 +474,7 @@ async fn refuse<S: AsyncWrite + Unpin>(
 /// while ws.recv().await?.is_some() {}
 /// # Ok(()) }
 /// ```
-pub async fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Response), Error> {
+pub async fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream<TcpStream>>, Response), Error> {
     connect_with(url, &ConnectConfig::default()).await
 }
 
@@ -497,6 +499,11 @@ pub struct ConnectConfig {
     /// How long the handshake may take, from writing the request to reading
     /// the 101 (or a refusal and its body). Default 10 s.
     pub handshake_timeout: Duration,
+    /// How `wss://` servers are checked. Default `None`: Mozilla's roots
+    /// ([`TlsConnector::webpki_roots`](super::tls::TlsConnector::webpki_roots)).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub tls: Option<super::tls::TlsConnector>,
 }
 
 impl Default for ConnectConfig {
@@ -509,6 +516,8 @@ impl Default for ConnectConfig {
             headers: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -583,6 +592,15 @@ impl ConnectConfig {
             .iter()
             .try_for_each(|(name, value)| handshake::check_request_header(name, value))
     }
+
+    /// Checks `wss://` servers with `connector` (a private CA, the
+    /// system's roots, a custom rustls configuration).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, connector: super::tls::TlsConnector) -> Self {
+        self.tls = Some(connector);
+        self
+    }
 }
 
 /// [`connect`] with settings.
@@ -617,7 +635,7 @@ impl ConnectConfig {
 pub async fn connect_with(
     url: &str,
     config: &ConnectConfig,
-) -> Result<(WebSocket<TcpStream>, Response), Error> {
+) -> Result<(WebSocket<MaybeTlsStream<TcpStream>>, Response), Error> {
     config.validate()?;
     let url = WsUrl::parse(url)?;
     let connecting = TcpStream::connect((url.host.as_str(), url.port));
@@ -627,7 +645,43 @@ pub async fn connect_with(
     };
     // Frames are written whole; Nagle's algorithm would only delay them.
     stream.set_nodelay(true)?;
+    // The TLS handshake shares the WebSocket handshake's deadline.
+    let securing = tokio::time::timeout(config.handshake_timeout, secure(stream, &url, config));
+    let stream = securing.await.map_err(|_| Error::HandshakeTimeout)??;
     client_handshake(stream, &url, config).await
+}
+
+/// Runs TLS over `stream` for a `wss://` URL.
+#[cfg(feature = "tls")]
+async fn secure(
+    stream: TcpStream,
+    url: &WsUrl,
+    config: &ConnectConfig,
+) -> Result<MaybeTlsStream<TcpStream>, Error> {
+    if !url.secure {
+        return Ok(MaybeTlsStream::Plain(stream));
+    }
+    let connector = match &config.tls {
+        Some(connector) => connector.clone(),
+        None => super::tls::TlsConnector::webpki_roots(),
+    };
+    connector
+        .connect(&url.host, stream)
+        .await
+        .map_err(Error::Tls)
+}
+
+/// Without the `tls` feature, `wss://` cannot be honoured.
+#[cfg(not(feature = "tls"))]
+async fn secure(
+    stream: TcpStream,
+    url: &WsUrl,
+    _config: &ConnectConfig,
+) -> Result<MaybeTlsStream<TcpStream>, Error> {
+    if url.secure {
+        return Err(HandshakeError::TlsNotSupported.into());
+    }
+    Ok(MaybeTlsStream::Plain(stream))
 }
 
 /// The client's handshake over a stream the caller opened (e.g. TLS), with

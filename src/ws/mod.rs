@@ -9,8 +9,12 @@
 
 mod error;
 mod handshake_io;
+mod maybe_tls;
 mod socket;
 mod split;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
 
 pub use crate::handshake::{AcceptResponse, Rejection};
 pub use error::Error;
@@ -18,5 +22,6 @@ pub use handshake_io::{
     accept, accept_request, accept_with, accept_with_callback, client_handshake, connect,
     connect_with, AcceptConfig, ConnectConfig, Upgrade,
 };
+pub use maybe_tls::MaybeTlsStream;
 pub use socket::{MemoryBudget, WebSocket};
 pub use split::{WsReader, WsWriter};

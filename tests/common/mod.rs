@@ -2,6 +2,7 @@
 //! (independent of the encoder under test) and ways to drain a connection.
 #![allow(dead_code)]
 
+pub mod certs;
 #[cfg(feature = "serve")]
 pub mod serve;
 

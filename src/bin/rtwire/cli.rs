@@ -85,6 +85,65 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes; larger gets 413.
     #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_body_bytes, env = "RTWIRE_MAX_BODY")]
     pub max_body: usize,
+    /// An origin whose pages may use the HTTP transports across origins
+    /// (CORS), as `https://app.example.com`, or `*` for any; repeat the
+    /// flag or separate origins with commas. Default: none (closed).
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "RTWIRE_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
+    /// Let CORS pages send credentials (cookies, HTTP auth) with their
+    /// requests; the allowed origin is then echoed, never `*`.
+    #[arg(long, requires = "cors_origin", env = "RTWIRE_CORS_CREDENTIALS")]
+    pub cors_credentials: bool,
+    /// `GET /metrics` requires `Authorization: Bearer T`, else 401.
+    /// Default: open.
+    #[arg(
+        long,
+        value_name = "T",
+        env = "RTWIRE_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+    #[command(flatten)]
+    pub tls: Tls,
+}
+
+/// The certificate of a server that speaks TLS.
+#[derive(Debug, Args)]
+pub struct Tls {
+    /// Serve TLS (https and wss, on the same port) with the certificate
+    /// chain in this PEM file, leaf first. Needs --tls-key. Default: plain.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "RTWIRE_TLS_CERT"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PKCS#8, PKCS#1 or SEC1 PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "RTWIRE_TLS_KEY"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl Tls {
+    /// The acceptor, if a certificate was given.
+    pub fn acceptor(&self) -> Result<Option<rtwire::ws::tls::TlsAcceptor>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => rtwire::ws::tls::TlsAcceptor::from_pem_files(cert, key)
+                .map(Some)
+                .map_err(|e| format!("--tls-cert/--tls-key: {e}")),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// The connection cap of `serve` and `echo`.
@@ -139,6 +198,8 @@ pub struct EchoArgs {
     /// connection that would pass it is closed with 1013. Default 32 MiB.
     #[arg(long, value_name = "BYTES", default_value_t = 32 << 20, env = "RTWIRE_MEMORY_BUDGET")]
     pub memory_budget: usize,
+    #[command(flatten)]
+    pub tls: Tls,
 }
 
 /// `rtwire autobahn-client`.

@@ -28,8 +28,10 @@ pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
     })
     .await?;
     let port = listener.local_addr().map_or(args.port, |a| a.port());
+    let tls = args.tls.acceptor()?;
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     eprintln!(
-        "rtwire echo: listening on ws://{host}:{port} (at most {max_connections} connections)"
+        "rtwire echo: listening on {scheme}://{host}:{port} (at most {max_connections} connections)"
     );
     // A public echo holds at most `max_message` per connection for a peer
     // that does not read.
@@ -60,11 +62,19 @@ pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
                     let _ = stream.set_nodelay(true);
                     let config = config.clone();
                     let budget = budget.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        if let Ok(mut socket) = ws::accept_with(stream, &config).await {
-                            socket.set_write_timeout(Some(Duration::from_secs(30)));
-                            socket.set_memory_budget(budget);
-                            let _ = echo(&mut socket).await;
+                        match tls {
+                            None => serve_client(stream, &config, budget).await,
+                            Some(tls) => {
+                                let handshake = tls.accept(stream);
+                                let deadline = config.handshake_timeout;
+                                if let Ok(Ok(stream)) =
+                                    tokio::time::timeout(deadline, handshake).await
+                                {
+                                    serve_client(stream, &config, budget).await;
+                                }
+                            }
                         }
                         drop(permit);
                     });
@@ -75,6 +85,19 @@ pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
             Accepted::OutOfDescriptors(stream) => (stream, "server out of descriptors"),
         };
         tokio::spawn(refuse(stream, reason));
+    }
+}
+
+/// One client: its handshake, then echoes until it leaves.
+async fn serve_client<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    config: &AcceptConfig,
+    budget: Arc<MemoryBudget>,
+) {
+    if let Ok(mut socket) = ws::accept_with(stream, config).await {
+        socket.set_write_timeout(Some(Duration::from_secs(30)));
+        socket.set_memory_budget(budget);
+        let _ = echo(&mut socket).await;
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rtwire::serve::{ServeConfig, Server, TokenAuth, UserTokens};
+use rtwire::serve::{Cors, ServeConfig, Server, TokenAuth, UserTokens};
 
 use crate::cli::{ServeArgs, TokenArgs};
 use crate::system::{bind_host, connection_cap, shutdown_signal};
@@ -13,6 +13,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = ServeConfig::default();
     config.max_connections = connection_cap(args.max_connections.asked, "serve");
     config.max_body_bytes = args.max_body;
+    config.metrics_token = args.metrics_token;
+    if !args.cors_origin.is_empty() {
+        let cors =
+            Cors::allow_origins(&args.cors_origin).map_err(|e| format!("--cors-origin: {e}"))?;
+        config.cors = Some(cors.with_credentials(args.cors_credentials));
+    }
+    config.tls = args.tls.acceptor()?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let user_tokens = match &args.user_secret_file {
         Some(path) => Some(user_tokens(path)?),
         None => None,
@@ -29,7 +41,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     .await?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     eprintln!(
-        "rtwire serve: listening on http://{addr} (epoch {:08x})",
+        "rtwire serve: listening on {scheme}://{addr} (epoch {:08x})",
         server.hub().epoch()
     );
     server
