@@ -38,7 +38,8 @@ pub use params::{valid_channel, MAX_CHANNEL_LEN};
 /// `fuzz/`. Not part of the stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use super::json::{get_bool, get_str, parse_object, payload, push_data, push_str, Value};
+    pub use super::json::{decode_command, encode_delivery_json, encode_poll_item_json};
+    pub use super::json::{Command, CommandError};
     pub use super::params::{percent_decode, query_param};
 }
 

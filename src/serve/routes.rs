@@ -4,6 +4,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::auth::Action;
+use super::json::{self, JsonId};
 use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
 use super::metrics::Transport;
 use super::params::valid_channel;
@@ -201,7 +202,17 @@ fn publish(app: &App, incoming: &Incoming, channel: &str) -> Response {
         return Response::error(denied.status, &denied.reason);
     }
     match app.hub.publish(channel, incoming.body.clone(), None) {
-        Ok(message) => Response::json(202, format!("{{\"id\":\"{}\"}}\n", message.id)),
+        Ok(message) => {
+            #[derive(serde::Serialize)]
+            struct Published {
+                id: JsonId,
+            }
+            let mut body = json::to_vec(&Published {
+                id: JsonId(message.id),
+            });
+            body.push(b'\n');
+            Response::json(202, body)
+        }
         Err(e) => hub_error(&e),
     }
 }
