@@ -21,10 +21,13 @@
 //! - An unknown `op` is an error. Every error is an `error` reply to that
 //!   socket alone, with a short reason.
 //!
-//! Nothing is bounded here but the input: the message size limit of `/ws`
-//! bounds it, serde_json skips ignored values without building them (and
-//! without recursing, however deep they nest), and a payload without
-//! escapes is a slice of the message, not a copy.
+//! What decoding holds is bounded by the input, which the message size
+//! limit of `/ws` bounds: serde_json skips ignored values without building
+//! them (and without recursing, however deep they nest), and a known field
+//! nests nowhere. Strings are borrowed from the message unless they had
+//! escapes; a payload is copied out once, so what the hub keeps owns
+//! exactly its bytes (a slice would pin the whole message, and the read
+//! buffer it was cut from, while the history counts only the payload).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -68,6 +71,61 @@ pub enum Command<'a> {
         /// `data` as UTF-8, or `data_b64` decoded.
         data: Bytes,
     },
+}
+
+impl Command<'_> {
+    /// The command as a client writes it, for [`decode_command`] to read
+    /// back: `{"op":"publish","channel":"room","data":"hi"}`, the payload as
+    /// `data_b64` when escaping would blow it up, `except_self` only when
+    /// true.
+    ///
+    /// ```
+    /// # use rtwire::serve::fuzzing::{decode_command, Command};
+    /// let command = Command::Leave { channel: "room".into() };
+    /// let json = command.to_json();
+    /// assert_eq!(json, br#"{"op":"leave","channel":"room"}"#);
+    /// assert_eq!(decode_command(&json).unwrap(), command);
+    /// ```
+    pub fn to_json(&self) -> Vec<u8> {
+        to_vec(self)
+    }
+}
+
+impl Serialize for Command<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match self {
+            Command::Join { channel, since } => {
+                map.serialize_entry("op", "join")?;
+                map.serialize_entry("channel", channel)?;
+                if let Some(since) = since {
+                    map.serialize_entry("since", &JsonId(*since))?;
+                }
+            }
+            Command::Leave { channel } => {
+                map.serialize_entry("op", "leave")?;
+                map.serialize_entry("channel", channel)?;
+            }
+            Command::Publish {
+                channel,
+                data,
+                except_self,
+            } => {
+                map.serialize_entry("op", "publish")?;
+                map.serialize_entry("channel", channel)?;
+                Payload(data).serialize_entry(&mut map)?;
+                if *except_self {
+                    map.serialize_entry("except_self", &true)?;
+                }
+            }
+            Command::Send { user, data } => {
+                map.serialize_entry("op", "send")?;
+                map.serialize_entry("user", user)?;
+                Payload(data).serialize_entry(&mut map)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// Why a `/ws` command was refused. Always the client's fault: the reply
@@ -121,7 +179,6 @@ impl fmt::Display for CommandError {
             }
             CommandError::MissingOp => f.write_str("missing op: use join, leave, publish or send"),
             CommandError::UnknownOp => f.write_str("unknown op: use join, leave, publish or send"),
-            CommandError::MissingField("user") => f.write_str("send needs a user"),
             CommandError::MissingField(field) => write!(f, "missing {field}"),
             CommandError::InvalidSince => f.write_str("invalid since"),
             CommandError::PayloadAmbiguous => {
@@ -143,9 +200,8 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Decodes one `/ws` command from the bytes of a text message. `data`
-/// without escapes comes out as a slice of `json`, not a copy.
-pub fn decode_command(json: &Bytes) -> Result<Command<'_>, CommandError> {
+/// Decodes one `/ws` command from the bytes of a text message.
+pub fn decode_command(json: &[u8]) -> Result<Command<'_>, CommandError> {
     // serde would also take an array for a struct (fields by position):
     // not a format anyone should come to depend on.
     if json.trim_ascii_start().first() != Some(&b'{') {
@@ -167,12 +223,12 @@ pub fn decode_command(json: &Bytes) -> Result<Command<'_>, CommandError> {
         },
         "publish" => Command::Publish {
             channel: channel()?,
-            data: payload(json, wire.data.as_ref(), wire.data_b64.as_ref())?,
+            data: payload(wire.data.as_deref(), wire.data_b64.as_deref())?,
             except_self: wire.except_self.unwrap_or(false),
         },
         "send" => Command::Send {
             user: wire.user.clone().ok_or(CommandError::MissingField("user"))?,
-            data: payload(json, wire.data.as_ref(), wire.data_b64.as_ref())?,
+            data: payload(wire.data.as_deref(), wire.data_b64.as_deref())?,
         },
         _ => return Err(CommandError::UnknownOp),
     })
@@ -231,16 +287,11 @@ where
     deserializer.deserialize_option(Text)
 }
 
-/// The payload of a command: `data` as UTF-8 (a slice of `json` when it
-/// had no escapes) or `data_b64` decoded.
-fn payload(
-    json: &Bytes,
-    data: Option<&Cow<'_, str>>,
-    data_b64: Option<&Cow<'_, str>>,
-) -> Result<Bytes, CommandError> {
+/// The payload of a command, in a buffer of its own: `data` as UTF-8 or
+/// `data_b64` decoded.
+fn payload(data: Option<&str>, data_b64: Option<&str>) -> Result<Bytes, CommandError> {
     match (data, data_b64) {
-        (Some(Cow::Borrowed(text)), None) => Ok(json.slice_ref(text.as_bytes())),
-        (Some(Cow::Owned(text)), None) => Ok(Bytes::from(text.clone())),
+        (Some(text), None) => Ok(Bytes::copy_from_slice(text.as_bytes())),
         (None, Some(b64)) => base64::engine::general_purpose::STANDARD
             .decode(b64.as_bytes())
             .map(Bytes::from)
@@ -295,15 +346,22 @@ impl Serialize for ResumeFields<'_> {
 /// [`ESCAPE_SLACK`], so no payload grows by more than a third and that.
 pub(crate) struct Payload<'a>(pub &'a [u8]);
 
+impl Payload<'_> {
+    /// Writes the payload's one entry into an object being serialized.
+    fn serialize_entry<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        match std::str::from_utf8(self.0) {
+            Ok(text) if escaped_len(text) <= base64_len(self.0.len()) + ESCAPE_SLACK => {
+                map.serialize_entry("data", text)
+            }
+            _ => map.serialize_entry("data_b64", &Base64(self.0)),
+        }
+    }
+}
+
 impl Serialize for Payload<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(1))?;
-        match std::str::from_utf8(self.0) {
-            Ok(text) if escaped_len(text) <= base64_len(self.0.len()) + ESCAPE_SLACK => {
-                map.serialize_entry("data", text)?;
-            }
-            _ => map.serialize_entry("data_b64", &Base64(self.0))?,
-        }
+        self.serialize_entry(&mut map)?;
         map.end()
     }
 }
@@ -433,10 +491,7 @@ mod tests {
     use proptest::prelude::any;
 
     fn decode(text: &str) -> Result<Command<'_>, CommandError> {
-        // The borrow checker wants the Bytes to outlive the command; the
-        // tests leak one small buffer per case.
-        let bytes: &'static Bytes = Box::leak(Box::new(Bytes::from(text.to_owned())));
-        decode_command(bytes)
+        decode_command(text.as_bytes())
     }
 
     fn reason(text: &str) -> String {
@@ -501,14 +556,20 @@ mod tests {
     }
 
     #[test]
-    fn unescaped_payloads_are_slices_of_the_message() {
-        let json = Bytes::from(r#"{"op":"publish","channel":"r","data":"no escapes"}"#);
-        let Command::Publish { data, channel, .. } = decode_command(&json).unwrap() else {
-            panic!()
-        };
-        let range = json.as_ptr_range();
-        assert!(range.contains(&data.as_ptr()), "data was copied");
-        assert!(matches!(channel, Cow::Borrowed(_)));
+    fn payloads_own_exactly_their_bytes_and_names_are_borrowed() {
+        for json in [
+            r#"{"op":"publish","channel":"r","data":"x","pad":"................"}"#,
+            r#"{"op":"publish","channel":"r","data":"\u0078","pad":"................"}"#,
+        ] {
+            let Command::Publish { data, channel, .. } = decode(json).unwrap() else {
+                panic!()
+            };
+            assert!(!json.as_bytes().as_ptr_range().contains(&data.as_ptr()));
+            assert!(data.is_unique());
+            let allocation = Vec::from(data);
+            assert_eq!((allocation.as_slice(), allocation.capacity()), (&b"x"[..], 1));
+            assert!(matches!(channel, Cow::Borrowed("r")));
+        }
     }
 
     #[test]
@@ -599,7 +660,7 @@ mod tests {
             (r#"{"op":"dance"}"#, "unknown op"),
             (r#"{"op":"join"}"#, "missing channel"),
             (r#"{"op":"publish","data":"x"}"#, "missing channel"),
-            (r#"{"op":"send","data":"x"}"#, "send needs a user"),
+            (r#"{"op":"send","data":"x"}"#, "missing user"),
             (r#"{"op":"join","channel":"a","since":"yesterday"}"#, "invalid since"),
             (r#"{"op":"publish","channel":"a"}"#, "exactly one of data"),
             (r#"{"op":"publish","channel":"a","data":"a","data_b64":"YQ=="}"#, "exactly one of"),
@@ -787,6 +848,30 @@ mod tests {
                 decode_command(&json).unwrap(),
                 Command::Send { user: channel.as_str().into(), data: Bytes::from(binary) }
             );
+        }
+
+        #[test]
+        fn commands_round_trip_through_to_json(
+            channel in any::<String>(),
+            data in payloads(),
+            except_self in proptest::prelude::any::<bool>(),
+            since in proptest::option::of(proptest::prelude::any::<u32>()),
+        ) {
+            use proptest::prelude::*;
+            let since = since.map(|n| format!("{n:08x}-{n}").parse().unwrap());
+            for command in [
+                Command::Join { channel: channel.as_str().into(), since },
+                Command::Leave { channel: channel.as_str().into() },
+                Command::Publish {
+                    channel: channel.as_str().into(),
+                    data: Bytes::from(data.clone()),
+                    except_self,
+                },
+                Command::Send { user: channel.as_str().into(), data: Bytes::from(data.clone()) },
+            ] {
+                let json = Bytes::from(command.to_json());
+                prop_assert_eq!(decode_command(&json).unwrap(), command);
+            }
         }
 
         #[test]

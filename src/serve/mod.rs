@@ -34,8 +34,8 @@ pub use accept::{raise_descriptor_limit, Accepted, Acceptor};
 pub use auth::{Action, AuthHook, Denied, TokenAuth, UserTokenError, UserTokens, MIN_SECRET_LEN};
 pub use params::{valid_channel, MAX_CHANNEL_LEN};
 
-/// The transports' parsers of network input, for the fuzz targets in
-/// `fuzz/`. Not part of the stable API.
+/// The transports' parsers of network input and the JSON encoders, for the
+/// fuzz targets in `fuzz/`. Not part of the stable API.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use super::json::{decode_command, encode_delivery_json, encode_poll_item_json};

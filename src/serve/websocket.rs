@@ -104,7 +104,7 @@ pub(crate) async fn serve(
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Ok(Some(Message::Text(text))) => {
-                    let reply = session.command(text.as_bytes());
+                    let reply = session.command(text.as_str());
                     idle.as_mut().reset(tokio::time::Instant::now() + idle_for);
                     if !reply.is_empty() && socket.send(Message::text(reply)).await.is_err() {
                         break;
@@ -160,8 +160,8 @@ async fn close(socket: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str)
 
 impl Session<'_> {
     /// Runs one command; returns the reply (empty: none).
-    fn command(&mut self, text: &Bytes) -> String {
-        let command = match decode_command(text) {
+    fn command(&mut self, text: &str) -> String {
+        let command = match decode_command(text.as_bytes()) {
             Ok(command) => command,
             Err(e) => return error(&e.to_string()),
         };
