@@ -181,9 +181,7 @@ impl fmt::Display for CommandError {
             CommandError::UnknownOp => f.write_str("unknown op: use join, leave, publish or send"),
             CommandError::MissingField(field) => write!(f, "missing {field}"),
             CommandError::InvalidSince => f.write_str("invalid since"),
-            CommandError::PayloadAmbiguous => {
-                f.write_str("give exactly one of data and data_b64")
-            }
+            CommandError::PayloadAmbiguous => f.write_str("give exactly one of data and data_b64"),
             CommandError::NotBase64 => f.write_str("data_b64 is not base64"),
         }
     }
@@ -207,13 +205,22 @@ pub fn decode_command(json: &[u8]) -> Result<Command<'_>, CommandError> {
     if json.trim_ascii_start().first() != Some(&b'{') {
         return Err(CommandError::NotAnObject);
     }
-    let wire: WireCommand<'_> = serde_json::from_slice(json).map_err(CommandError::Json)?;
-    let channel = || wire.channel.clone().ok_or(CommandError::MissingField("channel"));
-    let op = wire.op.as_ref().ok_or(CommandError::MissingOp)?;
+    let WireCommand {
+        op,
+        channel,
+        since,
+        user,
+        data,
+        data_b64,
+        except_self,
+    } = serde_json::from_slice(json).map_err(CommandError::Json)?;
+    let op = op.ok_or(CommandError::MissingOp)?;
+    let channel = || channel.ok_or(CommandError::MissingField("channel"));
+    let payload = || payload(data.as_deref(), data_b64.as_deref());
     Ok(match op.as_ref() {
         "join" => Command::Join {
             channel: channel()?,
-            since: match &wire.since {
+            since: match since {
                 None => None,
                 Some(text) => Some(text.parse().map_err(|_| CommandError::InvalidSince)?),
             },
@@ -223,12 +230,12 @@ pub fn decode_command(json: &[u8]) -> Result<Command<'_>, CommandError> {
         },
         "publish" => Command::Publish {
             channel: channel()?,
-            data: payload(wire.data.as_deref(), wire.data_b64.as_deref())?,
-            except_self: wire.except_self.unwrap_or(false),
+            data: payload()?,
+            except_self: except_self.unwrap_or(false),
         },
         "send" => Command::Send {
-            user: wire.user.clone().ok_or(CommandError::MissingField("user"))?,
-            data: payload(wire.data.as_deref(), wire.data_b64.as_deref())?,
+            user: user.ok_or(CommandError::MissingField("user"))?,
+            data: payload()?,
         },
         _ => return Err(CommandError::UnknownOp),
     })
@@ -443,7 +450,11 @@ pub(crate) struct Delivery<'a> {
 
 /// One `/ws` delivery as a JSON text message, encoded once for every socket.
 pub(crate) fn encode_delivery(message: &HubMessage) -> Bytes {
-    Bytes::from(encode_delivery_json(&message.channel, message.id, &message.data))
+    Bytes::from(encode_delivery_json(
+        &message.channel,
+        message.id,
+        &message.data,
+    ))
 }
 
 /// `{"type":"message","channel":"room","id":"ID","data":"hi"}`.
@@ -509,7 +520,9 @@ mod tests {
         );
         assert_eq!(
             decode(r#" { "op" : "leave" , "channel" : "r" } "#).unwrap(),
-            Command::Leave { channel: "r".into() }
+            Command::Leave {
+                channel: "r".into()
+            }
         );
         assert_eq!(
             decode(r#"{"op":"publish","channel":"r","data":"hi","except_self":true}"#).unwrap(),
@@ -567,7 +580,10 @@ mod tests {
             assert!(!json.as_bytes().as_ptr_range().contains(&data.as_ptr()));
             assert!(data.is_unique());
             let allocation = Vec::from(data);
-            assert_eq!((allocation.as_slice(), allocation.capacity()), (&b"x"[..], 1));
+            assert_eq!(
+                (allocation.as_slice(), allocation.capacity()),
+                (&b"x"[..], 1)
+            );
             assert!(matches!(channel, Cow::Borrowed("r")));
         }
     }
@@ -586,8 +602,10 @@ mod tests {
             }
         );
         assert_eq!(
-            decode(r#"{"op":"publish","channel":"r","data":"a","data_b64":null,"except_self":null}"#)
-                .unwrap(),
+            decode(
+                r#"{"op":"publish","channel":"r","data":"a","data_b64":null,"except_self":null}"#
+            )
+            .unwrap(),
             Command::Publish {
                 channel: "r".into(),
                 data: Bytes::from("a"),
@@ -626,7 +644,10 @@ mod tests {
                 r#"{"op":"join","channel":"a","data":5}"#,
                 "invalid type: integer `5`",
             ),
-            (r#"{"op":"join","channel":"a","since":12345678901234567890123}"#, "invalid type"),
+            (
+                r#"{"op":"join","channel":"a","since":12345678901234567890123}"#,
+                "invalid type",
+            ),
         ] {
             let reason = reason(bad);
             assert!(reason.contains(expect), "{bad}: {reason}");
@@ -639,7 +660,10 @@ mod tests {
         for bad in [
             format!(r#"{{"op":"join","channel":{deep}"#),
             format!(r#"{{"op":"join","channel":"a","x":{deep}"#),
-            format!(r#"{{"op":"join","channel":"a","x":{}}}"#, "{\"a\":".repeat(100_000)),
+            format!(
+                r#"{{"op":"join","channel":"a","x":{}}}"#,
+                "{\"a\":".repeat(100_000)
+            ),
         ] {
             assert!(decode(&bad).is_err());
         }
@@ -655,16 +679,28 @@ mod tests {
             ("{", "bad JSON: EOF"),
             ("{\"a\"}", "bad JSON"),
             ("{\"op\":\"join\",}", "bad JSON: trailing comma"),
-            ("{\"op\":\"join\",\"channel\":\"a\"} x", "bad JSON: trailing characters"),
+            (
+                "{\"op\":\"join\",\"channel\":\"a\"} x",
+                "bad JSON: trailing characters",
+            ),
             ("{}", "missing op"),
             (r#"{"op":"dance"}"#, "unknown op"),
             (r#"{"op":"join"}"#, "missing channel"),
             (r#"{"op":"publish","data":"x"}"#, "missing channel"),
             (r#"{"op":"send","data":"x"}"#, "missing user"),
-            (r#"{"op":"join","channel":"a","since":"yesterday"}"#, "invalid since"),
+            (
+                r#"{"op":"join","channel":"a","since":"yesterday"}"#,
+                "invalid since",
+            ),
             (r#"{"op":"publish","channel":"a"}"#, "exactly one of data"),
-            (r#"{"op":"publish","channel":"a","data":"a","data_b64":"YQ=="}"#, "exactly one of"),
-            (r#"{"op":"publish","channel":"a","data_b64":"%%%"}"#, "not base64"),
+            (
+                r#"{"op":"publish","channel":"a","data":"a","data_b64":"YQ=="}"#,
+                "exactly one of",
+            ),
+            (
+                r#"{"op":"publish","channel":"a","data_b64":"%%%"}"#,
+                "not base64",
+            ),
         ] {
             let reason = reason(bad);
             assert!(reason.contains(expect), "{bad:?}: {reason}");
@@ -760,7 +796,9 @@ mod tests {
         match (object.get("data"), object.get("data_b64")) {
             (Some(serde_json::Value::String(text)), None) => text.clone().into_bytes(),
             (None, Some(serde_json::Value::String(b64))) => {
-                base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap()
             }
             other => panic!("no single payload: {other:?}"),
         }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::auth::Action;
-use super::json::{self, JsonId};
 use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
+use super::json::{self, JsonId};
 use super::metrics::Transport;
 use super::params::valid_channel;
 use super::response::Response;
