@@ -879,7 +879,10 @@ async fn malformed_ws_commands_get_error_replies_and_break_nothing() {
     ];
     for command in &bad {
         let reply = ws_command(&mut attacker, command).await;
-        assert!(reply.starts_with(r#"{"type":"error","reason":""#), "{reply}");
+        assert!(
+            reply.starts_with(r#"{"type":"error","reason":""#),
+            "{reply}"
+        );
         assert!(reply.len() < 240, "a short reason: {reply}");
     }
     // Deep nesting in an unknown field is skipped, not refused.
@@ -889,13 +892,19 @@ async fn malformed_ws_commands_get_error_replies_and_break_nothing() {
         "]".repeat(200_000)
     );
     let joined = ws_command(&mut attacker, &nested).await;
-    assert!(joined.starts_with(r#"{"type":"joined","channel":"deep""#), "{joined}");
+    assert!(
+        joined.starts_with(r#"{"type":"joined","channel":"deep""#),
+        "{joined}"
+    );
     let published = ws_command(
         &mut attacker,
         r#"{"op":"publish","channel":"room","data":"still \"here\" \ud83d\ude00"}"#,
     )
     .await;
-    assert!(published.starts_with(r#"{"type":"published""#), "{published}");
+    assert!(
+        published.starts_with(r#"{"type":"published""#),
+        "{published}"
+    );
     let delivery = ws_next_text(&mut neighbour).await;
     assert!(
         delivery.starts_with(r#"{"type":"message","channel":"room""#)
