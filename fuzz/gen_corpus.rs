@@ -992,7 +992,7 @@ fn deflate_seeds(root: &Path) {
 /// Inputs of the `transport_params` target: what the HTTP transports read.
 fn transport_params_seeds(root: &Path) {
     let mut out = Out::new(root, "transport_params");
-    let inputs: [(&str, &str); 14] = [
+    let inputs: [(&str, &str); 20] = [
         ("id", "1a2b3c4d-7"),
         ("id-zero", "00000000-0"),
         ("id-max", "ffffffff-18446744073709551615"),
@@ -1022,6 +1022,24 @@ fn transport_params_seeds(root: &Path) {
             "ws-nested",
             r#"{"op":"publish","data":{"a":[1,2.5e3,true,null]}}"#,
         ),
+        (
+            "ws-unknown-fields",
+            r#"{"v":2,"op":"join","meta":{"a":[[[1e999]]],"b":"\u0000"},"channel":"r","since":null}"#,
+        ),
+        (
+            "ws-duplicate",
+            r#"{"op":"publish","channel":"a","channel":"b","data":"x"}"#,
+        ),
+        (
+            "ws-wrong-type",
+            r#"{"op":"publish","channel":"a","data":"x","except_self":"yes"}"#,
+        ),
+        ("ws-unknown-op", r#"{"op":"dance","channel":"a"}"#),
+        (
+            "ws-lone-surrogate",
+            r#"{"op":"send","user":"u","data":"\ud800"}"#,
+        ),
+        ("ws-array", r#"["publish","room","hi"]"#),
     ];
     for (name, text) in inputs {
         transport_checks::check(text.as_bytes());

@@ -854,6 +854,66 @@ async fn slowloris_heads_and_bodies_get_408_and_idle_connections_close() {
 
 // ----- attack 6: filling the channel table -----
 
+/// Malformed `/ws` commands, however large or deep, each get an `error`
+/// reply with a short reason; the socket stays open and its neighbours
+/// notice nothing.
+#[tokio::test]
+async fn malformed_ws_commands_get_error_replies_and_break_nothing() {
+    let server = start(ServeConfig::default(), TokenAuth::default()).await;
+    let mut attacker = ws_connect(server.addr).await;
+    let mut neighbour = ws_connect(server.addr).await;
+    ws_join(&mut attacker, "room").await;
+    ws_join(&mut neighbour, "room").await;
+    let deep = "[".repeat(500_000);
+    let long = "x".repeat(500_000);
+    let bad = [
+        String::new(),
+        "not json".to_owned(),
+        r#"["join","room"]"#.to_owned(),
+        format!(r#"{{"op":"join","channel":{deep}"#),
+        format!(r#"{{"op":"join","channel":"other","x":{deep}"#),
+        r#"{"op":"join","channel":"a","channel":"b"}"#.to_owned(),
+        r#"{"op":"publish","channel":"room","data":"x","except_self":"yes"}"#.to_owned(),
+        format!(r#"{{"op":"publish","channel":"room","data":"x","except_self":"{long}"}}"#),
+        r#"{"op":"publish","channel":"room","data":"\ud800"}"#.to_owned(),
+        r#"{"op":"dance","channel":"room"}"#.to_owned(),
+    ];
+    for command in &bad {
+        let reply = ws_command(&mut attacker, command).await;
+        assert!(
+            reply.starts_with(r#"{"type":"error","reason":""#),
+            "{reply}"
+        );
+        assert!(reply.len() < 240, "a short reason: {reply}");
+    }
+    // Deep nesting in an unknown field is skipped, not refused.
+    let nested = format!(
+        r#"{{"op":"join","channel":"deep","x":{}{}}}"#,
+        "[".repeat(200_000),
+        "]".repeat(200_000)
+    );
+    let joined = ws_command(&mut attacker, &nested).await;
+    assert!(
+        joined.starts_with(r#"{"type":"joined","channel":"deep""#),
+        "{joined}"
+    );
+    let published = ws_command(
+        &mut attacker,
+        r#"{"op":"publish","channel":"room","data":"still \"here\" \ud83d\ude00"}"#,
+    )
+    .await;
+    assert!(
+        published.starts_with(r#"{"type":"published""#),
+        "{published}"
+    );
+    let delivery = ws_next_text(&mut neighbour).await;
+    assert!(
+        delivery.starts_with(r#"{"type":"message","channel":"room""#)
+            && delivery.ends_with(r#""data":"still \"here\" 😀"}"#),
+        "{delivery}"
+    );
+}
+
 /// A client publishing to many names cannot lock others out of a full
 /// channel table: unlistened channels are evicted, channels with a
 /// listener never are, and only a table of listened channels says 503.

@@ -3,18 +3,29 @@
 //! names, and the JSON commands of `/ws`.
 //!
 //! Checks: nothing panics; a parsed id prints back to the same text; a
-//! decoded query value re-encodes to a value that decodes the same; a
-//! parsed JSON string written back parses to the same string; channel
-//! names accepted are within the documented set.
+//! decoded query value re-encodes to a value that decodes the same;
+//! channel names accepted are within the documented set. The `/ws` command
+//! decoder (serde_json underneath): a refusal has a short reason, and a
+//! command it accepts, written again with `Command::to_json`, decodes to
+//! the same command. The input's bytes as a payload (binary or text, any
+//! control characters) go through the delivery and poll encoders and a
+//! `publish` command: each writes an object the decoder reads back with
+//! exactly those bytes.
 
+use bytes::Bytes;
 use rtwire::hub::MessageId;
 use rtwire::serve::fuzzing::{
-    get_str, parse_object, payload, percent_decode, push_str, query_param,
+    decode_command, encode_delivery_json, encode_poll_item_json, percent_decode, query_param,
+    Command,
 };
 use rtwire::serve::{valid_channel, MAX_CHANNEL_LEN};
 
+/// The longest reason a refused command may get.
+const MAX_REASON: usize = 200;
+
 /// Runs one input.
 pub fn check(data: &[u8]) {
+    check_command(data);
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -33,17 +44,52 @@ pub fn check(data: &[u8]) {
             assert_eq!(percent_decode(&encoded).as_deref(), Some(value.as_str()));
         }
     }
-    if let Ok(fields) = parse_object(text) {
-        assert!(fields.len() <= 32);
-        let _ = payload(&fields);
-        for (key, _) in &fields {
-            if let Some(value) = get_str(&fields, key) {
-                let mut json = String::from("{\"k\":");
-                push_str(&mut json, value);
-                json.push('}');
-                let again = parse_object(&json).expect("our own JSON parses");
-                assert_eq!(get_str(&again, "k"), Some(value));
-            }
+}
+
+/// Runs the `/ws` command checks on any bytes (the server only decodes
+/// valid UTF-8 text messages, but the decoder must not care).
+pub fn check_command(data: &[u8]) {
+    match decode_command(data) {
+        Ok(command) => {
+            let again = command.to_json();
+            let decoded = decode_command(&again).ok();
+            assert_eq!(
+                decoded,
+                Some(command),
+                "{:?}",
+                String::from_utf8_lossy(&again)
+            );
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            assert!(reason.len() <= MAX_REASON, "a long reason: {reason}");
+        }
+    }
+    check_payload(data);
+}
+
+/// `data` as a payload: every encoder writes JSON that carries it exactly.
+fn check_payload(data: &[u8]) {
+    let payload = Bytes::copy_from_slice(data);
+    let publish = Command::Publish {
+        channel: "room".into(),
+        data: payload.clone(),
+        except_self: false,
+    };
+    assert_eq!(decode_command(&publish.to_json()).ok(), Some(publish));
+    // A delivery and a poll item become a command once an op is spliced
+    // in: then the decoder must read the payload back unchanged.
+    let id: MessageId = "1a2b3c4d-7".parse().expect("an id");
+    for object in [
+        encode_delivery_json("room\"\n", id, data),
+        encode_poll_item_json(id, data),
+    ] {
+        assert_eq!(object.first(), Some(&b'{'));
+        let mut command = br#"{"op":"send","user":"u","#.to_vec();
+        command.extend_from_slice(&object[1..]);
+        match decode_command(&command) {
+            Ok(Command::Send { data: carried, .. }) => assert_eq!(carried, payload),
+            other => panic!("{other:?} from {:?}", String::from_utf8_lossy(&object)),
         }
     }
 }

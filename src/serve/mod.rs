@@ -41,11 +41,12 @@ pub use cors::{Cors, CorsError};
 pub use embed::{BoxFuture, Handler, HttpRequest, HttpResponse, InvalidResponse};
 pub use params::{valid_channel, MAX_CHANNEL_LEN};
 
-/// The transports' parsers of network input, for the fuzz targets in
-/// `fuzz/`. Not part of the stable API.
+/// The transports' parsers of network input and the JSON encoders, for the
+/// fuzz targets in `fuzz/`. Not part of the stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use super::json::{get_bool, get_str, parse_object, payload, push_data, push_str, Value};
+    pub use super::json::{decode_command, encode_delivery_json, encode_poll_item_json};
+    pub use super::json::{Command, CommandError};
     pub use super::params::{percent_decode, query_param};
 }
 

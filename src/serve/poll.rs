@@ -13,13 +13,15 @@
 //! is newer than anything published). Each answer carries an `ETag`; a
 //! repeated `If-None-Match` with nothing new gets 304.
 
-use super::json::{push_data, push_str};
+use serde::Serialize;
+
+use super::json::{self, encode_poll_item, JsonId, ResumeFields};
 use super::metrics::Transport;
 use super::params::query_param;
 use super::response::Response;
 use super::App;
 use crate::http::Request;
-use crate::hub::{FormatKey, HubMessage, MessageId, Poll, Resume, Since};
+use crate::hub::{FormatKey, MessageId, Poll, Since};
 
 /// Answers a short poll.
 pub(crate) fn answer(app: &App, request: &Request, channel: &str) -> Response {
@@ -63,66 +65,121 @@ pub(crate) fn since_param(request: &Request, default: Since) -> Result<Since, Re
 /// The JSON answer shared by short and long polling, and the id it tells
 /// the client to ask from next. Messages go in until the body would pass
 /// `max_bytes` (one always goes); if any are left, `"more":true`.
+///
+/// The items are encoded once per message and shared by every poller, so
+/// the answer is put together from them here rather than serialized whole:
+/// each is copied once, and none is encoded again to learn its size.
 pub(crate) fn render(channel: &str, poll: &Poll, max_bytes: usize) -> (Response, MessageId) {
-    let mut out = String::from("{\"channel\":");
-    push_str(&mut out, channel);
-    push_resume(&mut out, &poll.resume);
-    out.push_str(",\"messages\":[");
+    #[derive(Serialize)]
+    struct Head<'a> {
+        channel: &'a str,
+        #[serde(flatten)]
+        resume: ResumeFields<'a>,
+    }
+    #[derive(Serialize)]
+    struct Tail {
+        next: JsonId,
+        more: bool,
+    }
+    // `{"channel":…,"resume":…` + `,"messages":[…]` + `,"next":…,"more":…}`:
+    // two serialized objects, opened and closed around the items.
+    let mut out = json::to_vec(&Head {
+        channel,
+        resume: ResumeFields(&poll.resume),
+    });
+    out.pop(); // its closing brace
+    out.extend_from_slice(b",\"messages\":[");
     let mut next = poll.next;
     let mut more = poll.more;
     for (i, message) in poll.messages.iter().enumerate() {
-        let item = message.encoded(FormatKey::JSON, encode_item);
+        let item = message.encoded(FormatKey::JSON, encode_poll_item);
         if i > 0 {
             if out.len() + 1 + item.len() > max_bytes {
                 next = poll.messages[i - 1].id;
                 more = true;
                 break;
             }
-            out.push(',');
+            out.push(b',');
         }
-        out.push_str(std::str::from_utf8(&item).unwrap_or("null"));
+        out.extend_from_slice(&item);
     }
-    out.push_str("],\"next\":");
-    push_id(&mut out, Some(next));
-    out.push_str(if more {
-        ",\"more\":true}\n"
-    } else {
-        ",\"more\":false}\n"
+    out.extend_from_slice(b"],");
+    let tail = json::to_vec(&Tail {
+        next: JsonId(next),
+        more,
     });
+    out.extend_from_slice(&tail[1..]); // past its opening brace
+    out.push(b'\n');
     let response = Response::json(200, out).header("Cache-Control", "no-store");
     (response, next)
 }
 
-/// Appends `,"resume":...` (and `first_available` for a gap): how a
-/// starting point related to the history, in polls and `/ws` joins alike.
-pub(crate) fn push_resume(out: &mut String, resume: &Resume) {
-    out.push_str(",\"resume\":");
-    match resume {
-        Resume::Exact => out.push_str("\"exact\""),
-        Resume::Gap { first_available } => {
-            out.push_str("\"gap\",\"first_available\":");
-            push_id(out, *first_available);
-        }
-        Resume::EpochChanged { .. } => out.push_str("\"epoch_changed\""),
-        Resume::Ahead => out.push_str("\"ahead\""),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Hub;
+    use base64::Engine;
+    use bytes::Bytes;
+    use proptest::prelude::*;
 
-fn push_id(out: &mut String, id: Option<MessageId>) {
-    match id {
-        Some(id) => {
-            out.push('"');
-            out.push_str(&id.to_string());
-            out.push('"');
+    fn payload_of(item: &serde_json::Value) -> Vec<u8> {
+        match (item.get("data"), item.get("data_b64")) {
+            (Some(serde_json::Value::String(text)), None) => text.clone().into_bytes(),
+            (None, Some(serde_json::Value::String(b64))) => {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap()
+            }
+            other => panic!("no single payload: {other:?}"),
         }
-        None => out.push_str("null"),
     }
-}
 
-/// One message as a JSON object, encoded once and shared by every poller.
-fn encode_item(message: &HubMessage) -> bytes::Bytes {
-    let mut out = format!("{{\"id\":\"{}\"", message.id);
-    push_data(&mut out, &message.data);
-    out.push('}');
-    out.into()
+    fn json_id(id: MessageId) -> serde_json::Value {
+        serde_json::Value::String(id.to_string())
+    }
+
+    proptest! {
+        #[test]
+        fn answers_are_json_holding_a_prefix_of_the_messages(
+            payloads in proptest::collection::vec(
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..200),
+                    any::<String>().prop_map(String::into_bytes),
+                ],
+                0..12,
+            ),
+            max_bytes in 0usize..2000,
+            channel in "[a-z:]{1,10}",
+        ) {
+            let hub = Hub::new();
+            for data in &payloads {
+                hub.publish(&channel, Bytes::from(data.clone()), None).unwrap();
+            }
+            let poll = hub.history_after(&channel, Since::Beginning, 1000);
+            let (response, next) = render(&channel, &poll, max_bytes);
+            let body = &response.body;
+            prop_assert_eq!(body.last(), Some(&b'\n'));
+            let answer: serde_json::Value = serde_json::from_slice(body).unwrap();
+            prop_assert_eq!(&answer["channel"], channel.as_str());
+            prop_assert_eq!(&answer["resume"], "exact");
+            let messages = answer["messages"].as_array().unwrap();
+            let sent = messages.len();
+            prop_assert!(sent <= payloads.len());
+            prop_assert!(sent >= 1.min(payloads.len()), "one message always goes");
+            for (i, item) in messages.iter().enumerate() {
+                prop_assert_eq!(&item["id"], &json_id(poll.messages[i].id));
+                prop_assert_eq!(payload_of(item), payloads[i].clone());
+            }
+            prop_assert_eq!(&answer["next"], &json_id(next));
+            if sent > 0 {
+                prop_assert_eq!(next, poll.messages[sent - 1].id);
+            }
+            prop_assert_eq!(&answer["more"], sent < payloads.len());
+            if sent > 1 {
+                // The bound: the body short of its `next` and `more`.
+                let tail = format!("],\"next\":\"{next}\",\"more\":{}}}\n", sent < payloads.len());
+                prop_assert!(body.len() - tail.len() <= max_bytes);
+            }
+        }
+    }
 }

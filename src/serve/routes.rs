@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::auth::{bearer_credential, secret_eq, Action, AuthRequest};
 use super::cors::is_preflight;
 use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
+use super::json::{self, JsonId};
 use super::metrics::{RouteLabel, Transport};
 use super::params::valid_channel;
 use super::response::Response;
@@ -306,7 +307,17 @@ async fn publish(app: &App, asker: AuthRequest<'_>, body: &Bytes, channel: &str)
         return Response::error(denied.status, &denied.reason);
     }
     match app.hub.publish(channel, body.clone(), None) {
-        Ok(message) => Response::json(202, format!("{{\"id\":\"{}\"}}\n", message.id)),
+        Ok(message) => {
+            #[derive(serde::Serialize)]
+            struct Published {
+                id: JsonId,
+            }
+            let mut body = json::to_vec(&Published {
+                id: JsonId(message.id),
+            });
+            body.push(b'\n');
+            Response::json(202, body)
+        }
         Err(e) => hub_error(&e),
     }
 }

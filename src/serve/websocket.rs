@@ -9,7 +9,10 @@
 //! | `{"op":"publish","channel":"room","data":"hi","except_self":true}` | to the room; `except_self` skips the sender's own socket |
 //! | `{"op":"send","user":"bob","data":"hi"}` | to one user (their private room `user:bob`) |
 //!
-//! `data_b64` may replace `data` for binary payloads. To the client:
+//! `data_b64` may replace `data` for binary payloads. Unknown fields are
+//! ignored and `null` is as absent; a field given twice, a known field of
+//! the wrong type, or an unknown `op` gets an `error` reply (the rules are
+//! in the `json` module). To the client:
 //! `{"type":"message","channel":"room","id":"ID","data":"hi"}` for each
 //! delivery, `{"type":"joined","channel":"room","resume":"exact"}`,
 //! `{"type":"left",...}`, `{"type":"published","channel":"room","id":"ID"}`,
@@ -30,13 +33,12 @@ use tokio::task::JoinHandle;
 
 use super::auth::{Action, AuthRequest};
 use super::http_conn::HttpConn;
-use super::json::{get_bool, get_str, parse_object, payload, push_data, push_str, Value};
+use super::json::{self, decode_command, encode_delivery, Command, JsonId, Reply, ResumeFields};
 use super::metrics::{Counted, Transport};
-use super::poll::push_resume;
 use super::routes::check_private;
 use super::App;
 use super::Stream;
-use crate::hub::{Closed, FormatKey, HubMessage, MessageId, SenderId, Since, SubscribeOptions};
+use crate::hub::{Closed, FormatKey, MessageId, SenderId, Since, SubscribeOptions};
 use crate::proto::close::truncate_reason;
 use crate::proto::{CloseCode, Config, Message, Utf8Bytes};
 use crate::ws::{self, AcceptConfig, WebSocket};
@@ -175,37 +177,28 @@ async fn close(socket: &mut WebSocket<Counted<Stream>>, code: CloseCode, reason:
 impl Session<'_> {
     /// Runs one command; returns the reply (empty: none).
     async fn command(&mut self, text: &str) -> String {
-        let fields = match parse_object(text) {
-            Ok(fields) => fields,
-            Err(e) => return error(&format!("bad JSON: {}", e.0)),
+        let command = match decode_command(text.as_bytes()) {
+            Ok(command) => command,
+            Err(e) => return error(&e.to_string()),
         };
-        let channel = get_str(&fields, "channel");
-        match (get_str(&fields, "op"), channel) {
-            (Some("join"), Some(channel)) => {
-                let since = match get_str(&fields, "since").map(str::parse::<MessageId>) {
-                    None => Since::Live,
-                    Some(Ok(id)) => Since::After(id),
-                    Some(Err(_)) => return error("invalid since"),
-                };
-                self.join(channel, since).await
+        match command {
+            Command::Join { channel, since } => {
+                let since = since.map_or(Since::Live, Since::After);
+                self.join(&channel, since).await
             }
-            (Some("leave"), Some(channel)) => match self.rooms.remove(channel) {
+            Command::Leave { channel } => match self.rooms.remove(channel.as_ref()) {
                 Some(task) => {
                     task.abort();
-                    reply("left", channel, "")
+                    json::to_string(&Reply::Left { channel: &channel })
                 }
                 None => error("not joined"),
             },
-            (Some("publish"), Some(channel)) => {
-                let except_self = get_bool(&fields, "except_self");
-                self.publish(channel, &fields, except_self).await
-            }
-            (Some("send"), _) => match get_str(&fields, "user") {
-                Some(user) => self.publish(&format!("user:{user}"), &fields, false).await,
-                None => error("send needs a user"),
-            },
-            (Some("join" | "leave" | "publish"), None) => error("missing channel"),
-            _ => error("unknown op: use join, leave, publish or send"),
+            Command::Publish {
+                channel,
+                data,
+                except_self,
+            } => self.publish(&channel, data, except_self).await,
+            Command::Send { user, data } => self.publish(&format!("user:{user}"), data, false).await,
         }
     }
 
@@ -252,8 +245,7 @@ impl Session<'_> {
             Ok(subscription) => subscription,
             Err(e) => return error(&e.to_string()),
         };
-        let mut resume = String::new();
-        push_resume(&mut resume, &subscription.resume());
+        let resume = subscription.resume();
         let tx = self.tx.clone();
         let name = channel.to_owned();
         let task = tokio::spawn(async move {
@@ -275,55 +267,27 @@ impl Session<'_> {
             }
         });
         self.rooms.insert(channel.to_owned(), task);
-        let mut out = reply("joined", channel, "");
-        out.pop();
-        out.push_str(&resume);
-        out.push('}');
-        out
+        json::to_string(&Reply::Joined {
+            channel,
+            resume: ResumeFields(&resume),
+        })
     }
 
-    async fn publish(
-        &self,
-        channel: &str,
-        fields: &[(String, Value)],
-        except_self: bool,
-    ) -> String {
+    async fn publish(&self, channel: &str, data: Bytes, except_self: bool) -> String {
         if let Err(reply) = self.permit(Action::Publish(channel)).await {
             return reply;
         }
-        let data = match payload(fields) {
-            Ok(data) => data,
-            Err(e) => return error(e.0),
-        };
         let sender = except_self.then_some(self.sender);
         match self.app.hub.publish(channel, data, sender) {
-            Ok(message) => reply("published", channel, &format!(",\"id\":\"{}\"", message.id)),
+            Ok(message) => json::to_string(&Reply::Published {
+                channel,
+                id: JsonId(message.id),
+            }),
             Err(e) => error(&e.to_string()),
         }
     }
 }
 
-fn reply(kind: &str, channel: &str, extra: &str) -> String {
-    let mut out = format!("{{\"type\":\"{kind}\",\"channel\":");
-    push_str(&mut out, channel);
-    out.push_str(extra);
-    out.push('}');
-    out
-}
-
 fn error(reason: &str) -> String {
-    let mut out = String::from("{\"type\":\"error\",\"reason\":");
-    push_str(&mut out, reason);
-    out.push('}');
-    out
-}
-
-/// One delivery as a JSON text message, encoded once for every socket.
-fn encode_delivery(message: &HubMessage) -> Bytes {
-    let mut out = String::from("{\"type\":\"message\",\"channel\":");
-    push_str(&mut out, &message.channel);
-    out.push_str(&format!(",\"id\":\"{}\"", message.id));
-    push_data(&mut out, &message.data);
-    out.push('}');
-    Bytes::from(out)
+    json::to_string(&Reply::Error { reason })
 }
