@@ -185,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             return Ok(());
         }
         let _ = self.conn.close(
-            crate::proto::CloseCode(1013),
+            CloseCode::TRY_AGAIN_LATER,
             "server busy: try again later",
         );
         Err(Error::MemoryBudget)
