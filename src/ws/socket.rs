@@ -224,7 +224,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// peer's close frame; `Ok(None)` once the connection is closed and the
     /// transport shut down (after a clean close handshake); `Err` when the
     /// peer broke the protocol (the connection is then failed with the
-    /// matching close code) or the transport failed.
+    /// matching close code) or the transport failed (see [`Error`] for how
+    /// each way of ending is told apart). After a protocol error or a failed
+    /// read the connection is over, and the next call returns `Ok(None)`.
     ///
     /// Cancel-safe: every byte read is kept in the connection, so dropping a
     /// pending `recv` (for example in `tokio::select!`) loses no data, and
@@ -301,7 +303,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 // the output has drained (the write above wakes us).
                 return Poll::Pending;
             }
-            if self.poll_read_input(cx)?.is_pending() {
+            let read = match self.poll_read_input(cx) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.transport_failed(e))),
+                read => read,
+            };
+            if read.is_pending() {
                 // Nothing to read for now: unless writes are still in
                 // flight, hold no buffers while waiting (they are most of
                 // what an idle connection would otherwise cost).
@@ -372,6 +378,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.conn.receive_eof();
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Reading the transport failed (a reset, say): nothing more will
+    /// arrive, so the connection ends here, and the next `recv` returns
+    /// `Ok(None)` instead of calling the same end an abnormal closure.
+    /// Input is read only once every event is out, so none is lost.
+    fn transport_failed(&mut self, error: io::Error) -> Error {
+        if !matches!(
+            error.kind(),
+            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+        ) {
+            self.conn.receive_eof();
+            // The end's own report (1006) says less than `error` does.
+            while self.conn.poll_event().is_some() {}
+        }
+        Error::Io(error)
     }
 
     /// After the connection is closed: shut the transport down when the
