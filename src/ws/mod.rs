@@ -1,6 +1,9 @@
 //! The tokio front-end: [`WebSocket`] over any `AsyncRead + AsyncWrite`
 //! stream, [`accept`] for servers, [`connect`] for clients, and
-//! [`WebSocket::split`] into halves for two tasks.
+//! [`WebSocket::split`] into halves for two tasks (and
+//! [`WsReader::reunite`] back). With the `futures` feature (on by
+//! default), the socket and its halves are `futures::Stream`s and
+//! `futures::Sink`s too; see [`WebSocket`]'s trait implementations.
 //!
 //! Each is a thin loop around the sans-IO [`Connection`](crate::proto::Connection):
 //! read bytes into it, hand its events to the caller, write what it queues.
@@ -9,6 +12,8 @@ mod error;
 mod handshake_io;
 mod socket;
 mod split;
+#[cfg(feature = "futures")]
+mod stream;
 
 pub use error::Error;
 pub use handshake_io::{
@@ -16,4 +21,4 @@ pub use handshake_io::{
     ConnectConfig,
 };
 pub use socket::{MemoryBudget, WebSocket};
-pub use split::{WsReader, WsWriter};
+pub use split::{ReuniteError, WsReader, WsWriter};

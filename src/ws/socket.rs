@@ -474,11 +474,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.has_events()
     }
 
+    /// Ready once [`feed`](Self::feed) would take a message: while
+    /// [`Config::max_write_buffer`] or more waits to be written, writes it
+    /// out until it is below the limit (the Sink's back-pressure).
+    #[cfg(feature = "futures")]
+    pub(super) fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let limit = self.conn.config().max_write_buffer;
+        self.poll_write_down_to(cx, limit.saturating_sub(1))
+    }
+
+    /// Starts the closing handshake with 1000 unless it was started (by
+    /// either end) or the connection failed, then flushes (the Sink's close).
+    #[cfg(feature = "futures")]
+    pub(super) fn poll_close_normal(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.state() == State::Open {
+            self.conn.close(CloseCode::NORMAL, "")?;
+        }
+        self.poll_flush(cx)
+    }
+
     /// Writes queued output until done or the transport would block,
     /// straight from the connection's buffers.
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_write_down_to(cx, 0)
+    }
+
+    /// Writes queued output until at most `keep` bytes wait or the
+    /// transport would block.
+    fn poll_write_down_to(&mut self, cx: &mut Context<'_>, keep: usize) -> Poll<Result<(), Error>> {
         // Called around every read and message: be cheap when idle.
-        while self.conn.has_output() {
+        while self.conn.buffered_output() > keep {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let io = Pin::new(&mut self.io);
             let written = match self.conn.transmit_slices(&mut slices) {
