@@ -31,7 +31,11 @@ fn sent_close_payload(conn: &mut Connection) -> Vec<u8> {
         .filter(|f| f.opcode == OpCode::Close)
         .collect();
     assert_eq!(closes.len(), 1, "exactly one close frame");
-    closes.into_iter().next().map(|f| f.payload).unwrap_or_default()
+    closes
+        .into_iter()
+        .next()
+        .map(|f| f.payload)
+        .unwrap_or_default()
 }
 
 #[test]

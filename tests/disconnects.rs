@@ -26,7 +26,10 @@ fn assert_abnormal_closure(error: Error) {
         "the peer closed the connection without a close frame (1006 abnormal closure)"
     );
     assert!(error.is_disconnect());
-    assert!(error.is_peer_fault(), "RFC 6455 asks the peer for a close frame");
+    assert!(
+        error.is_peer_fault(),
+        "RFC 6455 asks the peer for a close frame"
+    );
 }
 
 #[tokio::test]
@@ -181,6 +184,9 @@ async fn a_peer_that_reads_nothing_times_the_write_out() {
     ws.set_write_timeout(Some(Duration::from_secs(5)));
     let error = ws.send(Message::binary(vec![0u8; 4096])).await.unwrap_err();
     assert!(matches!(error, Error::WriteTimeout), "{error:?}");
-    assert_eq!(error.to_string(), "the peer stopped reading: write timed out");
+    assert_eq!(
+        error.to_string(),
+        "the peer stopped reading: write timed out"
+    );
     assert!(error.is_peer_fault() && !error.is_disconnect());
 }

@@ -262,11 +262,15 @@ mod tests {
             CloseCode::BAD_GATEWAY,
             CloseCode::TLS_HANDSHAKE,
         ] {
-            let name = code.name().unwrap_or_else(|| panic!("{} has no name", code.0));
+            let name = code
+                .name()
+                .unwrap_or_else(|| panic!("{} has no name", code.0));
             assert_eq!(code.to_string(), format!("{} ({name})", code.0));
         }
         assert_eq!(
-            (999..=1016).filter(|&c| CloseCode(c).name().is_some()).count(),
+            (999..=1016)
+                .filter(|&c| CloseCode(c).name().is_some())
+                .count(),
             16,
             "exactly 1000-1015 are named"
         );

@@ -121,9 +121,9 @@ impl fmt::Display for Error {
             Error::Protocol(ProtocolError::AbnormalClosure) => f.write_str(
                 "the peer closed the connection without a close frame (1006 abnormal closure)",
             ),
-            Error::Protocol(ProtocolError::PeerUnresponsive) => {
-                f.write_str("keepalive timed out: the peer did not answer a ping (closed with 1001)")
-            }
+            Error::Protocol(ProtocolError::PeerUnresponsive) => f.write_str(
+                "keepalive timed out: the peer did not answer a ping (closed with 1001)",
+            ),
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::Send(e) => write!(f, "cannot send: {e}"),
             Error::Handshake(e) => write!(f, "handshake failed: {e}"),

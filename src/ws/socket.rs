@@ -184,10 +184,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             *taken = wanted;
             return Ok(());
         }
-        let _ = self.conn.close(
-            CloseCode::TRY_AGAIN_LATER,
-            "server busy: try again later",
-        );
+        let _ = self
+            .conn
+            .close(CloseCode::TRY_AGAIN_LATER, "server busy: try again later");
         Err(Error::MemoryBudget)
     }
 
