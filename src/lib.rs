@@ -12,6 +12,38 @@
 //!   machine. Bytes in, events and bytes out.
 //! - [`ws`]: [`ws::WebSocket`] over any tokio stream, [`ws::accept`],
 //!   [`ws::connect`], and [`ws::WebSocket::split`].
+//! - `hub` (feature `hub`): channels with ids, history, resumable
+//!   subscriptions.
+//! - `serve` (feature `serve`): the HTTP/1.1 server of `rtwire serve`, with
+//!   its WebSocket, SSE, long-poll and short-poll transports around one hub.
+//!
+//! ## Cargo features
+//!
+//! | feature | enables | pulls in |
+//! | --- | --- | --- |
+//! | *(none)* | `http`, `handshake`, `proto`, `ws`: the WebSocket library | tokio (`net`, `io-util`, `time`), bytes, sha1, base64, rand, flate2 |
+//! | `futures` *(default)* | `futures::Stream` and `futures::Sink` for [`ws::WebSocket`] and its split halves | futures-core, futures-sink |
+//! | `hub` | the pub/sub hub, `rtwire::hub` | tokio's `sync` |
+//! | `serve` | `rtwire serve` as a library, `rtwire::serve`; implies `hub` | hmac, sha2, rustix, tracing; tokio's `rt` and `macros` |
+//! | `cli` *(default)* | the `rtwire` binary; implies `serve` | clap, tracing-subscriber; tokio's `rt-multi-thread` and `signal` |
+//!
+//! A WebSocket-only user turns the defaults off:
+//!
+//! ```toml
+//! [dependencies]
+//! rtwire = { version = "0.1", default-features = false }
+//! ```
+//!
+//! ## Logging
+//!
+//! The library prints nothing itself: `serve` reports through [`tracing`]
+//! events under the `rtwire` target (accept errors as `warn`, a summary
+//! every minute as `info`, connections and requests as `debug`). Install
+//! any subscriber to see them, e.g. `tracing_subscriber::fmt().init()`, and
+//! filter with `RUST_LOG=rtwire=debug` through its `EnvFilter`. The
+//! `rtwire` binary installs one that honours `RUST_LOG` (default `info`).
+//!
+//! [`tracing`]: https://docs.rs/tracing
 //!
 //! ## A server
 //!
@@ -62,11 +94,16 @@
 //! assert_eq!(server.poll_event(), Some(Event::Message(Message::text("Hello"))));
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod handshake;
 pub mod http;
+#[cfg(feature = "hub")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hub")))]
 pub mod hub;
 pub mod proto;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
 pub mod ws;
 

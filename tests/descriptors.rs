@@ -2,6 +2,7 @@
 //! far below what clients open. Every client gets an answer quickly (served,
 //! or 503), none hangs in the kernel's queue, and the server serves again
 //! once they leave.
+#![cfg(feature = "cli")]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

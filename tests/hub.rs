@@ -4,6 +4,7 @@
 //! No sleeps stand in for synchronisation: tests wait for a long poll to be
 //! registered by watching `stats().waiters`, and the only real timers are
 //! the long-poll timeouts under test (tens of milliseconds).
+#![cfg(feature = "hub")]
 
 use bytes::Bytes;
 use proptest::prelude::*;

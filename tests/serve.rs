@@ -1,5 +1,6 @@
 //! `rtwire serve` over real sockets: every transport, resume, slow
 //! subscribers, and every bad request's status.
+#![cfg(feature = "serve")]
 
 use rtwire::proto::{CloseCode, Message};
 mod common;
@@ -200,7 +201,7 @@ async fn one_publish_reaches_all_four_transports_with_the_same_id() {
     let long_poll =
         tokio::spawn(async move { get(addr, "/channels/room/long-poll?timeout=20").await });
     // Without `since` a long poll waits for the next message: publish once it is held.
-    wait_for_metric(addr, "rtwire_connections{transport=\"long_poll\"} 1").await;
+    wait_for_metric(addr, "rtwire_sessions_open{transport=\"long_poll\"} 1").await;
     let id = publish(addr, "room", "hello\nworld").await;
     let event = sse.next().await;
     assert_eq!(
@@ -649,7 +650,7 @@ async fn shutdown_closes_websockets_with_1001_and_ends_held_requests() {
     let mut ws = ws_join(addr, "", "s").await;
     let mut sse = Sse::open(addr, "/channels/s/events", None).await;
     let held = tokio::spawn(async move { get(addr, "/channels/s/long-poll?timeout=60").await });
-    wait_for_metric(addr, "rtwire_connections{transport=\"long_poll\"} 1").await;
+    wait_for_metric(addr, "rtwire_sessions_open{transport=\"long_poll\"} 1").await;
     server.shutdown().await;
     let close = loop {
         match ws.recv().await.unwrap() {

@@ -7,6 +7,7 @@
 //! peer does not read) are in `tests/hostile.rs`; the features of the
 //! server, in `tests/serve.rs`. Descriptor exhaustion and `rtwire echo`
 //! are measured against the binary by `benches/hostile`.
+#![cfg(feature = "serve")]
 
 mod common;
 
@@ -212,9 +213,9 @@ async fn wait_for_metric(addr: SocketAddr, name: &str, value: u64, limit: Durati
     }
 }
 
-const SSE_OPEN: &str = "rtwire_connections{transport=\"sse\"}";
-const LONG_POLLS_HELD: &str = "rtwire_connections{transport=\"long_poll\"}";
-const WEBSOCKETS_OPEN: &str = "rtwire_connections{transport=\"websocket\"}";
+const SSE_OPEN: &str = "rtwire_sessions_open{transport=\"sse\"}";
+const LONG_POLLS_HELD: &str = "rtwire_sessions_open{transport=\"long_poll\"}";
+const WEBSOCKETS_OPEN: &str = "rtwire_sessions_open{transport=\"websocket\"}";
 const DROPPED: &str = "rtwire_subscribers_dropped_total";
 
 // ----- SSE -----

@@ -17,7 +17,7 @@ import net
 from harness import Row, core_times, proc_cpu_s, proc_fds, proc_runtime_s
 
 MiB = 1 << 20
-LONG_POLL_METRIC = 'rtwire_connections{transport="long_poll"}'
+LONG_POLL_METRIC = 'rtwire_sessions_open{transport="long_poll"}'
 DROPPED_METRIC = "rtwire_subscribers_dropped_total"
 
 
@@ -678,6 +678,74 @@ def long_polls_reset(h):
 
 # -------------------------------------------- 8. descriptor exhaustion
 
+class Established:
+    """A client connected before an attack, to show the server keeps
+    serving it while the attack holds every other slot: on `serve` an SSE
+    subscriber plus a /ws socket in the same room that publishes (an idle
+    keep-alive connection would rightly give its slot up to a newcomer),
+    on `echo` a WebSocket."""
+
+    def __init__(self, port, mode):
+        self.port, self.mode = port, mode
+        deadline = time.monotonic() + 5
+        if mode == "echo":
+            self.ws, rest = net.ws_connect(port, path="/", timeout=5)
+            self.frames = net.FrameReader(self.ws, rest)
+            return
+        self.channel = "established-%s" % os.urandom(4).hex()
+        self.sse = net.connect(port, timeout=5)
+        self.sse.sendall(net.request_bytes("GET", "/channels/%s/events" % self.channel, []))
+        self.sse_reader = net.Reader(self.sse)
+        status, _ = self.sse_reader.head(deadline)
+        if status != 200:
+            raise net.ProbeError("SSE answered %d" % status)
+        self.ws, rest = net.ws_connect(port, path="/ws", timeout=5)
+        self.frames = net.FrameReader(self.ws, rest)
+        join = '{"op":"join","channel":"%s"}' % self.channel
+        self.ws.sendall(net.frame(0x1, join.encode()))
+        self._until(b'"joined"', deadline)
+
+    def _until(self, needle, deadline):
+        while True:
+            _, op, data = self.frames.next(deadline)
+            if op == 0x8:
+                raise net.ProbeError("closed by server")
+            if needle in data:
+                return data
+
+    def round_trip(self, timeout=5.0):
+        """(ok, seconds, detail) of one message through the old connections."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        payload = ("established-%s" % os.urandom(6).hex()).encode()
+        try:
+            if self.mode == "echo":
+                self.ws.sendall(net.frame(0x1, payload))
+                while True:
+                    _, op, data = self.frames.next(deadline)
+                    if op == 0x1 and data == payload:
+                        return True, time.monotonic() - t0, "ok"
+                    if op == 0x8:
+                        return False, time.monotonic() - t0, "closed by server"
+            command = '{"op":"publish","channel":"%s","data":"%s"}' % (
+                self.channel, payload.decode())
+            self.ws.sendall(net.frame(0x1, command.encode()))
+            self._until(payload, deadline)
+            while payload not in self.sse_reader.buf:
+                self.sse_reader._fill(deadline)
+            return True, time.monotonic() - t0, "ok"
+        except socket.timeout:
+            return False, time.monotonic() - t0, "no answer in %.0f s" % timeout
+        except (OSError, net.ProbeError, ValueError) as e:
+            return False, time.monotonic() - t0, "%s: %s" % (e.__class__.__name__, e)
+
+    def close(self):
+        for name in ("ws", "sse"):
+            sock = getattr(self, name, None)
+            if sock is not None:
+                sock.close()
+
+
 def fd_exhaustion(h, mode):
     key = "8a" if mode == "serve" else "8b"
     limit = h.p["fd_limit"]
@@ -687,6 +755,7 @@ def fd_exhaustion(h, mode):
              (n, limit, mode), mode, nofile=limit) as r:
         r.mark_before()
         conns = []
+        established = Established(r.port, mode)
         try:
             for i in range(n):
                 try:
@@ -750,8 +819,12 @@ def fd_exhaustion(h, mode):
             took = time.monotonic() - t
             r.fig("a new client (%s)" % ("GET /healthz" if mode == "serve" else "WebSocket handshake"),
                   "%s after %.2f s" % (st, took))
+            old_ok, old_secs, old_detail = established.round_trip()
+            old = "yes (%.0f ms)" % (old_secs * 1000) if old_ok else "no (%s)" % old_detail
+            r.fig("a client connected before the attack, round trip at the limit", old)
             r.probe()
         finally:
+            established.close()
             for s in conns:
                 s.close()
         r.left()
@@ -761,6 +834,7 @@ def fd_exhaustion(h, mode):
         r.note("CPU %.0f%% idle at the limit%s" % (cpu_pct, busy.replace(
             "; core 0 as a whole was", " (core 0").replace(" busy (other work shares it)", " busy)")))
         r.note("new client: %s after %.1f s" % (st, took))
+        r.note("client connected before: %s" % old)
         r.note("stderr {:,.0f} B/s".format(log_rate))
 
 

@@ -7,7 +7,8 @@
 //! descriptor; when `accept` fails for lack of descriptors it closes the
 //! spare, accepts the waiting client with it for the caller to refuse
 //! quickly (503), and takes the spare back. Other errors back off (1 ms,
-//! doubling to 1 s) and are logged at most once a second.
+//! doubling to 1 s) and are logged (a `tracing` warning) at most once a
+//! second.
 
 use std::fs::File;
 use std::io;
@@ -43,7 +44,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
 impl Acceptor {
-    /// Wraps `listener`; `name` starts its log lines.
+    /// Wraps `listener`; `name` labels its log events (field `listener`).
     pub fn new(listener: TcpListener, name: &'static str) -> Acceptor {
         Acceptor {
             listener,
@@ -88,9 +89,11 @@ impl Acceptor {
         self.failures += 1;
         let now = Instant::now();
         if self.last_log.is_none_or(|at| now - at >= LOG_EVERY) {
-            eprintln!(
-                "{}: accept failed ({} since the last report): {error}",
-                self.name, self.failures
+            tracing::warn!(
+                listener = self.name,
+                since_last_report = self.failures,
+                %error,
+                "accept failed"
             );
             self.failures = 0;
             self.last_log = Some(now);

@@ -1,4 +1,5 @@
-//! Who may publish and subscribe: a hook given the request head.
+//! Who may publish and subscribe: an async hook given the request head
+//! and the peer's address.
 //!
 //! Identities come from signed tokens ([`UserTokens`]), never from what
 //! a client says about itself; [`TokenAuth`] has the rules.
@@ -8,6 +9,9 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 
 use super::params::valid_channel;
 use crate::http::Request;
@@ -32,14 +36,88 @@ pub struct Denied {
     pub reason: String,
 }
 
-/// Decides, from the request head, whether an action is allowed and on
-/// behalf of whom. The identity names the user's private room
-/// `user:IDENTITY`; the server lets only that identity subscribe to it,
-/// whatever the hook says.
+/// What an [`AuthHook`] is shown of a request: its head (method, target
+/// with path and query, headers; never the body) and who sent it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct AuthRequest<'a> {
+    /// The request head. For commands over `/ws`, the upgrade request.
+    pub head: &'a Request,
+    /// The client's address, as the socket reports it (a proxy in front
+    /// of the server shows its own address here).
+    pub peer: SocketAddr,
+}
+
+impl<'a> AuthRequest<'a> {
+    /// The head and peer of one request; for calling a hook yourself, e.g.
+    /// in a test or from a hook that wraps another.
+    pub fn new(head: &'a Request, peer: SocketAddr) -> AuthRequest<'a> {
+        AuthRequest { head, peer }
+    }
+
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> &'a str {
+        &self.head.method
+    }
+
+    /// The target up to the first `?`.
+    pub fn path(&self) -> &'a str {
+        self.head.path()
+    }
+
+    /// The target after the first `?`, if any.
+    pub fn query(&self) -> Option<&'a str> {
+        self.head.query()
+    }
+
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.head.headers.get(name)
+    }
+
+    /// The credential of `Authorization: Bearer <credential>` (the scheme
+    /// in any case, RFC 9110 §11), if the request has one. Compare it with
+    /// [`secret_eq`].
+    pub fn bearer_token(&self) -> Option<&'a str> {
+        bearer_credential(self.head)
+    }
+}
+
+/// The future an [`AuthHook`] returns: boxed, so that the trait stays
+/// object-safe without an `async-trait` dependency.
+pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<String>, Denied>> + Send + 'a>>;
+
+/// Decides, from the request head and the peer's address, whether an
+/// action is allowed and on behalf of whom. The identity names the user's
+/// private room `user:IDENTITY`; the server lets only that identity
+/// subscribe to it, whatever the hook says.
+///
+/// The hook is asked once per HTTP request, and once per `join`,
+/// `publish` and `send` command over `/ws` (with the upgrade request).
+/// It may wait (look a session up in a database, say); the request waits
+/// with it, so give any such wait its own deadline.
+///
+/// ```
+/// use rtwire::serve::{Action, AuthFuture, AuthHook, AuthRequest, Denied, TokenAuth};
+///
+/// /// Publishing only from loopback; everything else as `TokenAuth` says.
+/// struct LocalPublishers(TokenAuth);
+///
+/// impl AuthHook for LocalPublishers {
+///     fn authorize<'a>(&'a self, request: AuthRequest<'a>, action: Action<'a>) -> AuthFuture<'a> {
+///         Box::pin(async move {
+///             if matches!(action, Action::Publish(_)) && !request.peer.ip().is_loopback() {
+///                 return Err(Denied { status: 403, reason: "publish from loopback only".into() });
+///             }
+///             self.0.authorize(request, action).await
+///         })
+///     }
+/// }
+/// ```
 pub trait AuthHook: Send + Sync + 'static {
-    /// `Ok(Some(identity))` to allow as a known user, `Ok(None)` to allow
-    /// anonymously, `Err` to refuse.
-    fn authorize(&self, request: &Request, action: Action<'_>) -> Result<Option<String>, Denied>;
+    /// Resolves to `Ok(Some(identity))` to allow as a known user,
+    /// `Ok(None)` to allow anonymously, `Err` to refuse.
+    fn authorize<'a>(&'a self, request: AuthRequest<'a>, action: Action<'a>) -> AuthFuture<'a>;
 }
 
 /// The CLI's hook: optional shared bearer tokens for publishing and
@@ -94,13 +172,19 @@ impl fmt::Debug for TokenAuth {
 }
 
 impl AuthHook for TokenAuth {
-    fn authorize(&self, request: &Request, action: Action<'_>) -> Result<Option<String>, Denied> {
-        self.authorize_at(request, action, unix_now())
+    /// Reads no peer address and never waits: the verdict is ready at once.
+    fn authorize<'a>(&'a self, request: AuthRequest<'a>, action: Action<'a>) -> AuthFuture<'a> {
+        Box::pin(std::future::ready(self.authorize_at(
+            request.head,
+            action,
+            unix_now(),
+        )))
     }
 }
 
 impl TokenAuth {
-    /// [`AuthHook::authorize`] with user tokens checked at `now_unix`.
+    /// The verdict of [`AuthHook::authorize`] with user tokens checked at
+    /// `now_unix`.
     fn authorize_at(
         &self,
         request: &Request,
@@ -190,7 +274,7 @@ fn unauthorized(reason: &str) -> Denied {
 /// The credential of an `Authorization: Bearer ...` header: the scheme in
 /// any case (RFC 9110 §11.1), one or more spaces, a non-empty rest. `None`
 /// for no header, another scheme, or no credential.
-fn bearer_credential(request: &Request) -> Option<&str> {
+pub(crate) fn bearer_credential(request: &Request) -> Option<&str> {
     let value = request.headers.get("authorization")?;
     let (scheme, rest) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -205,7 +289,15 @@ fn bearer_credential(request: &Request) -> Option<&str> {
 /// hashed, then the fixed-size digests compared in constant time. What
 /// time still tells is the lengths, and only to SHA-256's 64-byte block
 /// (every token up to 55 bytes hashes in the same time).
-fn secret_eq(presented: &str, expected: &str) -> bool {
+///
+/// For hooks and handlers of your own that check a secret:
+///
+/// ```
+/// use rtwire::serve::secret_eq;
+/// assert!(secret_eq("let-me-in", "let-me-in"));
+/// assert!(!secret_eq("let-me-im", "let-me-in"));
+/// ```
+pub fn secret_eq(presented: &str, expected: &str) -> bool {
     ct_eq(
         &Sha256::digest(presented.as_bytes()),
         &Sha256::digest(expected.as_bytes()),
@@ -412,6 +504,25 @@ mod tests {
         UserTokens::new(SECRET).unwrap()
     }
 
+    /// What `auth` answers through the hook, from a documentation address.
+    /// `TokenAuth` never waits, so one poll settles it.
+    fn verdict(
+        auth: &TokenAuth,
+        head: &Request,
+        action: Action<'_>,
+    ) -> Result<Option<String>, Denied> {
+        use std::task::{Context, Poll, Waker};
+        let peer = SocketAddr::from(([192, 0, 2, 1], 4000));
+        let mut future = auth.authorize(AuthRequest::new(head, peer), action);
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(verdict) => verdict,
+            Poll::Pending => panic!("TokenAuth waited"),
+        }
+    }
+
     #[test]
     fn secrets_shorter_than_the_minimum_are_refused() {
         assert_eq!(
@@ -599,28 +710,32 @@ mod tests {
         let publish = Action::Publish("room");
         let post = |target: &str, extra: &str| request(&format!("POST {target} HTTP/1.1{extra}"));
         assert_eq!(
-            status(auth.authorize(&post("/channels/room", ""), publish)),
+            status(verdict(&auth, &post("/channels/room", ""), publish)),
             401
         );
         assert_eq!(
-            status(auth.authorize(&post("/channels/room?token=pub-secret", ""), publish)),
+            status(verdict(
+                &auth,
+                &post("/channels/room?token=pub-secret", ""),
+                publish
+            )),
             401,
             "the publish token in the query string is refused"
         );
         let header = "\r\nAuthorization: Bearer pub-secret";
         assert_eq!(
-            status(auth.authorize(&post("/channels/room", header), publish)),
+            status(verdict(&auth, &post("/channels/room", header), publish)),
             200
         );
         // The subscribe token does not publish, nor the publish token subscribe.
         let header = "\r\nAuthorization: Bearer sub-secret";
         assert_eq!(
-            status(auth.authorize(&post("/channels/room", header), publish)),
+            status(verdict(&auth, &post("/channels/room", header), publish)),
             401
         );
         let sub = Action::Subscribe("room");
         let get = with_auth("/channels/room/poll", "Bearer pub-secret");
-        assert_eq!(status(auth.authorize(&get, sub)), 401);
+        assert_eq!(status(verdict(&auth, &get, sub)), 401);
     }
 
     #[test]
@@ -628,13 +743,13 @@ mod tests {
         let auth = shared_tokens();
         for action in [Action::Subscribe("room"), Action::Connect] {
             let plain = request("GET /channels/room/poll HTTP/1.1");
-            assert_eq!(status(auth.authorize(&plain, action)), 401);
+            assert_eq!(status(verdict(&auth, &plain, action)), 401);
             let query = request("GET /channels/room/poll?token=sub-secret HTTP/1.1");
-            assert_eq!(status(auth.authorize(&query, action)), 200);
+            assert_eq!(status(verdict(&auth, &query, action)), 200);
             let wrong = request("GET /channels/room/poll?token=sub-secreT HTTP/1.1");
-            assert_eq!(status(auth.authorize(&wrong, action)), 401);
+            assert_eq!(status(verdict(&auth, &wrong, action)), 401);
             let header = with_auth("/channels/room/poll", "Bearer sub-secret");
-            assert_eq!(status(auth.authorize(&header, action)), 200);
+            assert_eq!(status(verdict(&auth, &header, action)), 200);
         }
     }
 
@@ -649,7 +764,7 @@ mod tests {
             "bEaReR   pub-secret",
         ] {
             let r = with_auth("/channels/room", ok);
-            assert_eq!(status(auth.authorize(&r, publish)), 200, "{ok:?}");
+            assert_eq!(status(verdict(&auth, &r, publish)), 200, "{ok:?}");
         }
         for bad in [
             "Bearerpub-secret",
@@ -661,7 +776,7 @@ mod tests {
             "pub-secret",
         ] {
             let r = with_auth("/channels/room", bad);
-            assert_eq!(status(auth.authorize(&r, publish)), 401, "{bad:?}");
+            assert_eq!(status(verdict(&auth, &r, publish)), 401, "{bad:?}");
         }
     }
 
@@ -670,11 +785,11 @@ mod tests {
         let auth = TokenAuth::default();
         let plain = request("GET /channels/room/poll HTTP/1.1");
         assert_eq!(
-            status(auth.authorize(&plain, Action::Subscribe("room"))),
+            status(verdict(&auth, &plain, Action::Subscribe("room"))),
             200
         );
-        assert_eq!(status(auth.authorize(&plain, Action::Publish("room"))), 200);
-        assert_eq!(status(auth.authorize(&plain, Action::Connect)), 200);
+        assert_eq!(status(verdict(&auth, &plain, Action::Publish("room"))), 200);
+        assert_eq!(status(verdict(&auth, &plain, Action::Connect)), 200);
     }
 
     #[test]
@@ -821,9 +936,7 @@ mod tests {
         let r = request(&format!(
             "GET /channels/user:bob/poll?user_token={past} HTTP/1.1"
         ));
-        let denied = auth
-            .authorize(&r, Action::Subscribe("user:bob"))
-            .unwrap_err();
+        let denied = verdict(&auth, &r, Action::Subscribe("user:bob")).unwrap_err();
         assert_eq!(denied.status, 401);
         assert!(denied.reason.contains("expired"), "{}", denied.reason);
         let future = tokens().mint("bob", unix_now() + 3600).unwrap();
@@ -831,7 +944,7 @@ mod tests {
             "GET /channels/user:bob/poll?user_token={future} HTTP/1.1"
         ));
         assert_eq!(
-            auth.authorize(&r, Action::Subscribe("user:bob")),
+            verdict(&auth, &r, Action::Subscribe("user:bob")),
             Ok(Some("bob".into()))
         );
     }

@@ -9,9 +9,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::metrics::{Counted, Traffic};
 use super::response::Response;
 use super::ServeConfig;
 use crate::http::{HeadLimits, HttpError, Parse, Request, RequestParser};
+use std::sync::Arc;
 
 /// A request and its body.
 #[derive(Debug)]
@@ -37,7 +39,8 @@ pub(crate) enum Read {
 
 /// A keep-alive HTTP/1.1 connection.
 pub(crate) struct HttpConn<S> {
-    pub io: S,
+    /// The stream, its bytes counted for `/metrics`.
+    pub io: Counted<S>,
     /// Bytes read past the last request (pipelined requests, or frames
     /// after a WebSocket upgrade).
     pub buf: BytesMut,
@@ -53,9 +56,10 @@ pub(crate) struct HttpConn<S> {
 const KEEP_BUFFER: usize = 16 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
-    pub fn new(io: S, write_timeout: Duration) -> Self {
+    /// Counts the connection's bytes and responses in `traffic`.
+    pub fn new(io: S, write_timeout: Duration, traffic: Arc<Traffic>) -> Self {
         HttpConn {
-            io,
+            io: Counted::new(io, traffic),
             buf: BytesMut::new(),
             parser: RequestParser::new(),
             write_timeout,
@@ -123,6 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
             if self.write_all(interim).await.is_err() {
                 return Read::Closed;
             }
+            self.io.traffic().response(100);
         }
         let body_deadline =
             Instant::now() + config.head_timeout + at_rate(length, config.body_min_rate);
@@ -220,6 +225,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
         keep_alive: bool,
         head_only: bool,
     ) -> std::io::Result<()> {
+        self.io.traffic().response(response.status);
         let head = response.head(keep_alive);
         let body = if head_only {
             &[][..]

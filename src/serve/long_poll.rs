@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use super::metrics::Transport;
 use super::params::query_param;
-use super::poll::{render, since_param};
+use super::poll::{answered, render, since_param};
 use super::response::Response;
 use super::routes::hub_error;
 use super::App;
@@ -34,18 +35,14 @@ pub(crate) async fn answer(app: &App, request: &Request, channel: &str) -> Respo
         waited = app.hub.wait_after(channel, since, max, timeout) => waited,
         _ = shutdown.changed() => Err(HubError::Shutdown),
     };
-    let max_bytes = app.config.poll_max_bytes;
-    match waited {
-        Ok(poll) => render(channel, &poll, max_bytes).0,
+    let poll = match waited {
+        Ok(poll) => poll,
         // Held requests end cleanly at shutdown: answer with what exists now.
-        Err(HubError::Shutdown) => {
-            render(
-                channel,
-                &app.hub.history_after(channel, since, max),
-                max_bytes,
-            )
-            .0
-        }
-        Err(e) => hub_error(&e),
-    }
+        Err(HubError::Shutdown) => app.hub.history_after(channel, since, max),
+        Err(e) => return hub_error(&e),
+    };
+    let (response, next) = render(channel, &poll, app.config.poll_max_bytes);
+    app.metrics
+        .delivered(Transport::LongPoll, answered(&poll, next));
+    response
 }

@@ -19,6 +19,8 @@
 
 mod accept;
 mod auth;
+mod cors;
+mod embed;
 mod http_conn;
 mod json;
 mod long_poll;
@@ -31,7 +33,12 @@ mod sse;
 mod websocket;
 
 pub use accept::{raise_descriptor_limit, Accepted, Acceptor};
-pub use auth::{Action, AuthHook, Denied, TokenAuth, UserTokenError, UserTokens, MIN_SECRET_LEN};
+pub use auth::{
+    secret_eq, Action, AuthFuture, AuthHook, AuthRequest, Denied, TokenAuth, UserTokenError,
+    UserTokens, MIN_SECRET_LEN,
+};
+pub use cors::{Cors, CorsError};
+pub use embed::{BoxFuture, Handler, HttpRequest, HttpResponse, InvalidResponse};
 pub use params::{valid_channel, MAX_CHANNEL_LEN};
 
 /// The transports' parsers of network input, for the fuzz targets in
@@ -42,12 +49,14 @@ pub mod fuzzing {
     pub use super::params::{percent_decode, query_param};
 }
 
+use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
+use tracing::Instrument;
 
 use crate::hub::{Hub, HubConfig};
 use crate::proto::deflate::DeflateConfig;
@@ -57,7 +66,7 @@ use metrics::Metrics;
 use response::Response;
 
 /// Limits and timings of the server. Every size has a limit.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ServeConfig {
     /// Where to listen. Default 127.0.0.1:8080.
@@ -115,8 +124,89 @@ pub struct ServeConfig {
     pub ws_max_rooms: usize,
     /// How long shutdown waits for open requests. Default 5 s.
     pub shutdown_grace: Duration,
+    /// How long a [fallback handler](Server::fallback) may take to answer;
+    /// past it the client gets 503 and the handler's future is dropped.
+    /// Default 30 s.
+    pub handler_timeout: Duration,
+    /// Whether `GET /` serves the demo page. `false` hands `/` to the
+    /// fallback handler (or 404), for a program with a page of its own.
+    /// Default true.
+    pub demo_page: bool,
+    /// Which other origins' pages may read the HTTP transports' answers
+    /// (publish, polls, SSE); see [`Cors`]. Default `None`: closed, no
+    /// CORS header at all.
+    pub cors: Option<Cors>,
+    /// A bearer token `GET /metrics` requires (`Authorization: Bearer`
+    /// only, compared in constant time; else 401). Default `None`: open.
+    pub metrics_token: Option<String>,
     /// The hub's limits.
     pub hub: HubConfig,
+}
+
+/// Prints every field but the metrics token's value.
+impl fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let ServeConfig {
+            addr,
+            max_head_bytes,
+            max_body_bytes,
+            head_timeout,
+            body_min_rate,
+            write_timeout,
+            idle_timeout,
+            max_connections,
+            listen_backlog,
+            long_poll_timeout,
+            long_poll_max,
+            poll_max_messages,
+            poll_max_bytes,
+            sse_heartbeat,
+            sse_retry,
+            ws_max_message,
+            ws_deflate,
+            ws_keepalive,
+            ws_idle_timeout,
+            ws_max_rooms,
+            shutdown_grace,
+            handler_timeout,
+            demo_page,
+            cors,
+            metrics_token,
+            hub,
+        } = self;
+        f.debug_struct("ServeConfig")
+            .field("addr", addr)
+            .field("max_head_bytes", max_head_bytes)
+            .field("max_body_bytes", max_body_bytes)
+            .field("head_timeout", head_timeout)
+            .field("body_min_rate", body_min_rate)
+            .field("write_timeout", write_timeout)
+            .field("idle_timeout", idle_timeout)
+            .field("max_connections", max_connections)
+            .field("listen_backlog", listen_backlog)
+            .field("long_poll_timeout", long_poll_timeout)
+            .field("long_poll_max", long_poll_max)
+            .field("poll_max_messages", poll_max_messages)
+            .field("poll_max_bytes", poll_max_bytes)
+            .field("sse_heartbeat", sse_heartbeat)
+            .field("sse_retry", sse_retry)
+            .field("ws_max_message", ws_max_message)
+            .field("ws_deflate", ws_deflate)
+            .field("ws_keepalive", ws_keepalive)
+            .field("ws_idle_timeout", ws_idle_timeout)
+            .field("ws_max_rooms", ws_max_rooms)
+            .field("shutdown_grace", shutdown_grace)
+            .field("handler_timeout", handler_timeout)
+            .field("demo_page", demo_page)
+            .field("cors", cors)
+            .field(
+                "metrics_token",
+                &metrics_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("hub", hub)
+            .finish()
+    }
 }
 
 impl Default for ServeConfig {
@@ -146,6 +236,10 @@ impl Default for ServeConfig {
             ws_idle_timeout: Duration::from_secs(60),
             ws_max_rooms: 100,
             shutdown_grace: Duration::from_secs(5),
+            handler_timeout: Duration::from_secs(30),
+            demo_page: true,
+            cors: None,
+            metrics_token: None,
             hub: HubConfig::default(),
         }
     }
@@ -177,12 +271,31 @@ pub(crate) struct App {
     pub config: ServeConfig,
     pub hub: Hub,
     pub auth: Box<dyn AuthHook>,
+    /// The embedding program's routes: whatever rtwire does not route.
+    pub fallback: Option<Box<dyn Handler>>,
     pub metrics: Metrics,
     /// Becomes true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Notified when every slot is taken and a new client waits: idle and
     /// slow connections close to make room.
     pub shed: Notify,
+}
+
+/// Serves one client's requests until its connection closes, its log
+/// events in a `connection` span that names the peer.
+async fn serve_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
+    let span = tracing::debug_span!("connection", %peer);
+    let conn = HttpConn::new(
+        stream,
+        app.config.write_timeout,
+        app.metrics.traffic.clone(),
+    );
+    let serve = async move {
+        tracing::debug!("connection opened");
+        routes::serve_connection(app, conn, peer).await;
+        tracing::debug!("connection closed");
+    };
+    serve.instrument(span).await;
 }
 
 /// A bound server; [`run_until`](Server::run_until) serves.
@@ -197,7 +310,8 @@ pub(crate) struct App {
 /// ```
 pub struct Server {
     listener: TcpListener,
-    app: Arc<App>,
+    /// Shared with the connection tasks once `run_until` starts.
+    app: App,
     stop: watch::Sender<bool>,
 }
 
@@ -206,14 +320,15 @@ impl Server {
     pub async fn bind(config: ServeConfig, auth: impl AuthHook) -> std::io::Result<Server> {
         let listener = listen(config.addr, config.listen_backlog)?;
         let (stop, shutdown) = watch::channel(false);
-        let app = Arc::new(App {
+        let app = App {
             hub: Hub::with_config(config.hub.clone()),
             config,
             auth: Box::new(auth),
+            fallback: None,
             metrics: Metrics::default(),
             shutdown,
             shed: Notify::new(),
-        });
+        };
         Ok(Server {
             listener,
             app,
@@ -226,9 +341,46 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// The hub, for publishing from the embedding program.
-    pub fn hub(&self) -> &Hub {
-        &self.app.hub
+    /// The hub, for publishing from the embedding program: a handle to
+    /// the one hub every transport serves, to keep (in a handler, a task,
+    /// anywhere) after [`run_until`](Server::run_until) has taken the
+    /// server. A message published through it reaches SSE, WebSocket and
+    /// poll subscribers alike.
+    pub fn hub(&self) -> Hub {
+        self.app.hub.clone()
+    }
+
+    /// Hands every request that rtwire does not route to `handler`,
+    /// instead of answering 404: the embedding program's own routes, with
+    /// the same limits and deadlines as rtwire's. rtwire's routes are
+    /// `/ws`, `/channels/...`, `/healthz`, `/metrics`, and `/` unless
+    /// [`demo_page`](ServeConfig::demo_page) is off; a wrong method on one
+    /// of them is still rtwire's 405.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use rtwire::serve::{HttpRequest, HttpResponse, ServeConfig, Server, TokenAuth};
+    ///
+    /// let server = Server::bind(ServeConfig::default(), TokenAuth::default()).await?;
+    /// let hub = server.hub();
+    /// let server = server.fallback(move |request: HttpRequest| {
+    ///     let hub = hub.clone();
+    ///     async move {
+    ///         if (request.method(), request.path()) != ("POST", "/api/announce") {
+    ///             return HttpResponse::text(404, "no such route\n");
+    ///         }
+    ///         match hub.publish("announcements", request.body().clone(), None) {
+    ///             Ok(message) => HttpResponse::json(202, format!("{{\"id\":\"{}\"}}", message.id)),
+    ///             Err(e) => HttpResponse::text(503, e.to_string()),
+    ///         }
+    ///     }
+    /// });
+    /// server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
+    /// # }
+    /// ```
+    pub fn fallback(mut self, handler: impl Handler) -> Server {
+        self.app.fallback = Some(Box::new(handler));
+        self
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully:
@@ -241,12 +393,12 @@ impl Server {
             app,
             stop,
         } = self;
+        let app = Arc::new(app);
         let slots = Arc::new(Semaphore::new(app.config.max_connections));
         // Answering a client over the cap holds a descriptor for a moment:
         // that too is bounded, past it they are closed at once.
         let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
         let mut acceptor = Acceptor::new(listener, "rtwire serve");
-        let write_timeout = app.config.write_timeout;
         let mut tasks = tokio::task::JoinSet::new();
         let minute = Duration::from_secs(60);
         let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
@@ -260,7 +412,7 @@ impl Server {
                 }
                 accepted = acceptor.accept() => {
                     let (stream, over_cap) = match accepted {
-                        Accepted::Stream(stream, _peer) => {
+                        Accepted::Stream(stream, peer) => {
                             // Heads and bodies go out in separate writes:
                             // Nagle would hold a body back by the client's
                             // delayed ACK.
@@ -269,13 +421,12 @@ impl Server {
                                 Ok(permit) => {
                                     let app = app.clone();
                                     tasks.spawn(async move {
-                                        let conn = HttpConn::new(stream, write_timeout);
-                                        routes::serve_connection(app, conn).await;
+                                        serve_client(app, stream, peer).await;
                                         drop(permit);
                                     });
                                     continue;
                                 }
-                                Err(_) => (stream, Some(slots.clone())),
+                                Err(_) => (stream, Some((slots.clone(), peer))),
                             }
                         }
                         Accepted::OutOfDescriptors(stream) => (stream, None),
@@ -292,19 +443,22 @@ impl Server {
                             Some(_) => "too many connections",
                             None => "server out of descriptors",
                         };
-                        if let Some(slots) = over_cap {
+                        let peer = over_cap.as_ref().map(|(_, peer)| *peer);
+                        if let Some((slots, peer)) = over_cap {
                             app.shed.notify_waiters();
                             let slot = tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await;
                             if let Ok(Ok(permit)) = slot {
                                 drop(waiting);
-                                let conn = HttpConn::new(stream, write_timeout);
-                                routes::serve_connection(app, conn).await;
+                                serve_client(app, stream, peer).await;
                                 drop(permit);
                                 return;
                             }
                         }
+                        tracing::debug!(?peer, reason, "connection refused with 503");
                         let busy = Response::error(503, reason).header("Retry-After", "1");
-                        HttpConn::new(stream, REFUSAL_TIME).reject(&busy).await;
+                        app.metrics.refused();
+                        let traffic = app.metrics.traffic.clone();
+                        HttpConn::new(stream, REFUSAL_TIME, traffic).reject(&busy).await;
                         drop(waiting);
                     });
                 }

@@ -14,6 +14,7 @@
 //! repeated `If-None-Match` with nothing new gets 304.
 
 use super::json::{push_data, push_str};
+use super::metrics::Transport;
 use super::params::query_param;
 use super::response::Response;
 use super::App;
@@ -34,7 +35,18 @@ pub(crate) fn answer(app: &App, request: &Request, channel: &str) -> Response {
     if request.headers.get("if-none-match") == Some(etag.as_str()) {
         return Response::new(304, "application/json", "").header("ETag", etag);
     }
+    app.metrics
+        .delivered(Transport::Poll, answered(&poll, next));
     response.header("ETag", etag)
+}
+
+/// How many of `poll`'s messages an answer that tells the client to ask
+/// from `next` carried: those up to `next`.
+pub(crate) fn answered(poll: &Poll, next: MessageId) -> usize {
+    poll.messages
+        .iter()
+        .position(|m| m.id == next)
+        .map_or(0, |i| i + 1)
 }
 
 /// The `since` query parameter: absent gives `default`, garbage is a 400.

@@ -1,6 +1,7 @@
 //! Responses of `rtwire serve`: a head, and a body written from its own buffer.
 
 use bytes::Bytes;
+use std::borrow::Cow;
 
 use crate::http::{reason_phrase, write_response_head};
 
@@ -8,7 +9,8 @@ use crate::http::{reason_phrase, write_response_head};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    /// rtwire's own names are static; a handler's are owned.
+    pub headers: Vec<(Cow<'static, str>, String)>,
     pub body: Bytes,
     /// The GET's body is a stream without a length (SSE): a HEAD answer
     /// carries no `Content-Length`, and the connection closes after it.
@@ -19,7 +21,7 @@ impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response {
         Response {
             status,
-            headers: vec![("Content-Type", content_type.to_owned())],
+            headers: vec![(Cow::Borrowed("Content-Type"), content_type.to_owned())],
             body: body.into(),
             streamed: false,
         }
@@ -35,7 +37,7 @@ impl Response {
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
-        self.headers.push((name, value.into()));
+        self.headers.push((Cow::Borrowed(name), value.into()));
         self
     }
 
@@ -45,8 +47,11 @@ impl Response {
         let length = self.body.len().to_string();
         let bodiless =
             (100..200).contains(&self.status) || self.status == 204 || self.status == 304;
-        let mut headers: Vec<(&str, &str)> =
-            self.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let mut headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_str()))
+            .collect();
         if !bodiless && !self.streamed {
             headers.push(("Content-Length", &length));
         }

@@ -1,15 +1,19 @@
 //! The request loop of one connection and the route table.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
-use super::auth::Action;
+use super::auth::{bearer_credential, secret_eq, Action, AuthRequest};
+use super::cors::is_preflight;
 use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
-use super::metrics::Transport;
+use super::metrics::{RouteLabel, Transport};
 use super::params::valid_channel;
 use super::response::Response;
-use super::{long_poll, poll, sse, websocket, App};
+use super::{long_poll, poll, sse, websocket, App, HttpRequest, HttpResponse};
+use crate::http::Request;
 use crate::hub::HubError;
+use bytes::Bytes;
 
 /// What became of the connection after a request. Moved once per request,
 /// so its size costs nothing worth a box.
@@ -22,7 +26,12 @@ pub(crate) enum Next {
 }
 
 /// Serves requests on one connection until it closes.
-pub(crate) async fn serve_connection(app: Arc<App>, mut conn: HttpConn<TcpStream>) {
+pub(crate) async fn serve_connection(
+    app: Arc<App>,
+    mut conn: HttpConn<TcpStream>,
+    peer: SocketAddr,
+) {
+    let _open = app.metrics.connection();
     let mut shutdown = app.shutdown.clone();
     loop {
         let read = tokio::select! {
@@ -32,10 +41,12 @@ pub(crate) async fn serve_connection(app: Arc<App>, mut conn: HttpConn<TcpStream
         let incoming = match read {
             Read::Closed => return,
             Read::Reject(response) => {
+                tracing::debug!(status = response.status, "bad request rejected");
                 conn.reject(&response).await;
                 return;
             }
             Read::Shed(response) => {
+                tracing::debug!("connection shed to make room for a new client");
                 if let Some(response) = response {
                     let _ = conn.send(&response, false, false).await;
                 }
@@ -44,7 +55,7 @@ pub(crate) async fn serve_connection(app: Arc<App>, mut conn: HttpConn<TcpStream
             Read::Request(incoming) => incoming,
         };
         let keep_alive = wants_keep_alive(&incoming.request) && !*shutdown.borrow();
-        match handle(&app, conn, incoming, keep_alive).await {
+        match handle(&app, conn, incoming, peer, keep_alive).await {
             Next::KeepAlive(next) if keep_alive => conn = next,
             _ => return,
         }
@@ -103,35 +114,65 @@ async fn handle(
     app: &Arc<App>,
     mut conn: HttpConn<TcpStream>,
     incoming: Incoming,
+    peer: SocketAddr,
     keep_alive: bool,
 ) -> Next {
+    let asker = AuthRequest::new(&incoming.request, peer);
     let path = incoming.request.path().to_owned();
-    let route = resolve(&incoming.request.method, &path);
+    // Kept for the debug event: a fallback handler takes the request.
+    let method = match tracing::enabled!(tracing::Level::DEBUG) {
+        true => incoming.request.method.clone(),
+        false => String::new(),
+    };
+    let route = match resolve(&incoming.request.method, &path) {
+        Route::Demo if !app.config.demo_page => Route::NotFound,
+        route => route,
+    };
     let head_only = incoming.request.method == "HEAD";
-    let response = match route {
+    let cors = app.config.cors.as_ref().filter(|_| channel_route(&path));
+    if let Some(cors) = cors.filter(|_| is_preflight(&incoming.request)) {
+        app.metrics.request(RouteLabel::Preflight);
+        let response = cors.preflight(&incoming.request);
+        log_request(&method, &path, response.status);
+        return match conn.send(&response, keep_alive, false).await {
+            Ok(()) if keep_alive => Next::KeepAlive(conn),
+            _ => Next::Done,
+        };
+    }
+    app.metrics.request(route_label(&route, app));
+    let cors_headers = cors.map(|cors| cors.headers(&incoming.request));
+    let mut response = match route {
         Route::Demo => Response::new(200, "text/html; charset=utf-8", DEMO_PAGE),
         Route::Health => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
-        Route::Metrics => Response::new(
-            200,
-            "text/plain; version=0.0.4; charset=utf-8",
-            app.metrics.render(&app.hub),
-        ),
+        Route::Metrics => metrics(app, &incoming.request),
         Route::BadChannel => {
             Response::error(400, "invalid channel name: 1-64 of A-Z a-z 0-9 - _ . :")
         }
-        Route::NotFound => Response::error(404, "no such route"),
+        Route::NotFound => match &app.fallback {
+            None => Response::error(404, "no such route"),
+            Some(handler) => {
+                let request = HttpRequest::new(incoming.request, incoming.body, peer);
+                let answer =
+                    tokio::time::timeout(app.config.handler_timeout, handler.call(request));
+                // A client that leaves drops the handler's future at once.
+                tokio::select! {
+                    answer = answer => handler_response(answer),
+                    _ = conn.closed(app.config.max_head_bytes) => return Next::Done,
+                }
+            }
+        },
         Route::WrongMethod(allow) => {
             Response::error(405, "method not allowed").header("Allow", allow)
         }
-        Route::Publish(channel) => publish(app, &incoming, channel),
-        Route::Poll(channel) => match authorize(app, &incoming, channel) {
+        Route::Publish(channel) => publish(app, asker, &incoming.body, channel).await,
+        Route::Poll(channel) => match authorize(app, asker, channel).await {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::Poll);
                 poll::answer(app, &incoming.request, channel)
             }
             Err(denied) => denied,
         },
-        Route::LongPoll(channel) => match authorize(app, &incoming, channel) {
+        Route::LongPoll(channel) => match authorize(app, asker, channel).await {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::LongPoll);
                 let answer = long_poll::answer(app, &incoming.request, channel);
@@ -139,32 +180,39 @@ async fn handle(
                 // end of its timeout.
                 tokio::select! {
                     response = answer => response,
-                    _ = conn.closed(app.config.max_head_bytes) => return Next::Done,
+                    _ = conn.closed(app.config.max_head_bytes) => {
+                        tracing::debug!(path = %path, "long poll: the client left");
+                        return Next::Done;
+                    }
                 }
             }
             Err(denied) => denied,
         },
-        Route::Events(channel) if head_only => match authorize(app, &incoming, channel) {
+        Route::Events(channel) if head_only => match authorize(app, asker, channel).await {
             Ok(_) => sse::head_response(),
             Err(denied) => denied,
         },
-        Route::Events(channel) => match authorize(app, &incoming, channel) {
+        Route::Events(channel) => match authorize(app, asker, channel).await {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::Sse);
+                log_request(&method, &path, 200);
                 sse::stream(app, conn, &incoming.request, channel).await;
                 return Next::Done;
             }
             Err(denied) => denied,
         },
-        Route::WebSocket => match app.auth.authorize(&incoming.request, Action::Connect) {
+        Route::WebSocket => match app.auth.authorize(asker, Action::Connect).await {
             Ok(identity) => {
-                let _open = app.metrics.open(Transport::WebSocket);
-                websocket::serve(app, conn, &incoming.request, identity).await;
+                websocket::serve(app, conn, asker, identity).await;
                 return Next::Done;
             }
             Err(denied) => Response::error(denied.status, &denied.reason),
         },
     };
+    for (name, value) in cors_headers.into_iter().flatten() {
+        response = response.header(name, value);
+    }
+    log_request(&method, &path, response.status);
     let keep_alive = keep_alive && !response.streamed;
     match conn.send(&response, keep_alive, head_only).await {
         Ok(()) if keep_alive => Next::KeepAlive(conn),
@@ -172,12 +220,75 @@ async fn handle(
     }
 }
 
+/// The route's name in `rtwire_requests_total`.
+fn route_label(route: &Route<'_>, app: &App) -> RouteLabel {
+    match route {
+        Route::Demo => RouteLabel::Demo,
+        Route::Health => RouteLabel::Health,
+        Route::Metrics => RouteLabel::Metrics,
+        Route::WebSocket => RouteLabel::WebSocket,
+        Route::Publish(_) => RouteLabel::Publish,
+        Route::Poll(_) => RouteLabel::Poll,
+        Route::LongPoll(_) => RouteLabel::LongPoll,
+        Route::Events(_) => RouteLabel::Events,
+        Route::BadChannel => RouteLabel::BadChannel,
+        Route::NotFound if app.fallback.is_some() => RouteLabel::Fallback,
+        Route::NotFound => RouteLabel::NotFound,
+        Route::WrongMethod(_) => RouteLabel::WrongMethod,
+    }
+}
+
+/// `GET /metrics`, behind `metrics_token` when one is set.
+fn metrics(app: &App, request: &Request) -> Response {
+    if let Some(token) = &app.config.metrics_token {
+        let presented = bearer_credential(request);
+        if !presented.is_some_and(|p| secret_eq(p, token)) {
+            return Response::error(
+                401,
+                "metrics need the metrics token (Authorization: Bearer)",
+            )
+            .header("WWW-Authenticate", "Bearer");
+        }
+    }
+    let text = app.metrics.render(&app.hub);
+    Response::new(200, "text/plain; version=0.0.4; charset=utf-8", text)
+}
+
+/// Whether `path` is one of the HTTP transports' routes, which CORS covers.
+fn channel_route(path: &str) -> bool {
+    matches!(
+        resolve("GET", path),
+        Route::Poll(_) | Route::LongPoll(_) | Route::Events(_)
+    ) || matches!(resolve("POST", path), Route::Publish(_))
+}
+
+/// What the client gets for a handler's answer: the response, a 500 if
+/// it cannot be sent as it is, a 503 if it came too late.
+fn handler_response(answer: Result<HttpResponse, tokio::time::error::Elapsed>) -> Response {
+    match answer.map(HttpResponse::into_response) {
+        Ok(Ok(response)) => response,
+        Ok(Err(invalid)) => Response::error(500, &format!("handler response not sent: {invalid}")),
+        Err(_) => Response::error(503, "handler did not answer in time").header("Retry-After", "1"),
+    }
+}
+
+/// A request answered (or an event stream begun). The query is left out:
+/// it may hold a token.
+fn log_request(method: &str, path: &str, status: u16) {
+    tracing::debug!(method, path, status, "request");
+}
+
 /// Checks that the request may read `channel`: the hook's verdict, and
 /// private rooms (`user:NAME`) only for NAME.
-fn authorize(app: &App, incoming: &Incoming, channel: &str) -> Result<Option<String>, Response> {
+async fn authorize(
+    app: &App,
+    asker: AuthRequest<'_>,
+    channel: &str,
+) -> Result<Option<String>, Response> {
     let identity = app
         .auth
-        .authorize(&incoming.request, Action::Subscribe(channel))
+        .authorize(asker, Action::Subscribe(channel))
+        .await
         .map_err(|d| Response::error(d.status, &d.reason))?;
     check_private(channel, identity.as_deref())?;
     Ok(identity)
@@ -193,14 +304,12 @@ pub(crate) fn check_private(channel: &str, identity: Option<&str>) -> Result<(),
     }
 }
 
-fn publish(app: &App, incoming: &Incoming, channel: &str) -> Response {
-    if let Err(denied) = app
-        .auth
-        .authorize(&incoming.request, Action::Publish(channel))
-    {
+async fn publish(app: &App, asker: AuthRequest<'_>, body: &Bytes, channel: &str) -> Response {
+    let verdict = app.auth.authorize(asker, Action::Publish(channel)).await;
+    if let Err(denied) = verdict {
         return Response::error(denied.status, &denied.reason);
     }
-    match app.hub.publish(channel, incoming.body.clone(), None) {
+    match app.hub.publish(channel, body.clone(), None) {
         Ok(message) => Response::json(202, format!("{{\"id\":\"{}\"}}\n", message.id)),
         Err(e) => hub_error(&e),
     }

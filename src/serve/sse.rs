@@ -25,6 +25,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::http_conn::HttpConn;
+use super::metrics::Transport;
 use super::params::query_param;
 use super::response::Response;
 use super::routes::hub_error;
@@ -50,21 +51,30 @@ pub(crate) async fn stream(
         Some(Ok(id)) => Since::After(id),
         Some(Err(_)) => {
             let bad = Response::error(400, "invalid Last-Event-ID: expected an id like 1a2b3c4d-7");
-            let _ = conn.send(&bad, false, false).await;
+            let _ = conn.send(&with_cors(app, request, bad), false, false).await;
             return;
         }
     };
     let mut subscription = match app.hub.subscribe(channel, since) {
         Ok(subscription) => subscription,
         Err(e) => {
-            let _ = conn.send(&hub_error(&e), false, false).await;
+            let refused = with_cors(app, request, hub_error(&e));
+            let _ = conn.send(&refused, false, false).await;
             return;
         }
     };
     let mut head = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-         X-Accel-Buffering: no\r\nConnection: close\r\n\r\n",
+         X-Accel-Buffering: no\r\nConnection: close\r\n",
     );
+    if let Some(cors) = &app.config.cors {
+        for (name, value) in cors.headers(request) {
+            // Origins are checked against the configured ones, which hold
+            // no CR or LF; `*`, `true` and the constants neither.
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
     head.push_str(&format!("retry: {}\n\n", app.config.sse_retry.as_millis()));
     if let Some(notice) = resume_notice(&subscription.resume()) {
         head.push_str(&notice);
@@ -72,6 +82,7 @@ pub(crate) async fn stream(
     if conn.write_all(head.as_bytes()).await.is_err() {
         return;
     }
+    conn.io.traffic().response(200);
     let mut heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + app.config.sse_heartbeat,
         app.config.sse_heartbeat,
@@ -79,9 +90,9 @@ pub(crate) async fn stream(
     let mut shutdown = app.shutdown.clone();
     let mut probe = [0u8; 64];
     loop {
-        let chunk: Bytes = tokio::select! {
+        let (chunk, events): (Bytes, usize) = tokio::select! {
             next = subscription.recv() => match next {
-                Ok(message) => message.encoded(FormatKey::SSE, encode_event),
+                Ok(message) => (message.encoded(FormatKey::SSE, encode_event), 1),
                 Err(Closed::Lagged) => {
                     let last = subscription.last_seen().map(|id| id.to_string()).unwrap_or_default();
                     let _ = conn.write_all(format!("event: lagged\ndata: {last}\n\n").as_bytes()).await;
@@ -89,7 +100,7 @@ pub(crate) async fn stream(
                 }
                 Err(_) => return,
             },
-            _ = heartbeat.tick() => Bytes::from_static(b": heartbeat\n\n"),
+            _ = heartbeat.tick() => (Bytes::from_static(b": heartbeat\n\n"), 0),
             _ = shutdown.changed() => return,
             // The client sends nothing more; a read that ends means it left.
             read = conn.io.read(&mut probe) => match read {
@@ -102,6 +113,15 @@ pub(crate) async fn stream(
         if conn.write_all(&chunk).await.is_err() {
             return;
         }
+        app.metrics.delivered(Transport::Sse, events);
+    }
+}
+
+/// `response` readable by the pages CORS allows.
+fn with_cors(app: &App, request: &Request, response: Response) -> Response {
+    match &app.config.cors {
+        Some(cors) => cors.apply(request, response),
+        None => response,
     }
 }
 

@@ -29,13 +29,13 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::auth::Action;
+use super::auth::{Action, AuthRequest};
 use super::http_conn::HttpConn;
 use super::json::{get_bool, get_str, parse_object, payload, push_data, push_str, Value};
+use super::metrics::{Counted, Transport};
 use super::poll::push_resume;
 use super::routes::check_private;
 use super::App;
-use crate::http::Request;
 use crate::hub::{Closed, FormatKey, HubMessage, MessageId, SenderId, Since, SubscribeOptions};
 use crate::proto::close::truncate_reason;
 use crate::proto::{CloseCode, Config, Message, Utf8Bytes};
@@ -54,7 +54,8 @@ enum Delivery {
 
 struct Session<'a> {
     app: &'a App,
-    request: &'a Request,
+    /// The upgrade request, shown to the hook for every command.
+    asker: AuthRequest<'a>,
     identity: Option<String>,
     sender: SenderId,
     rooms: HashMap<String, JoinHandle<()>>,
@@ -65,9 +66,10 @@ struct Session<'a> {
 pub(crate) async fn serve(
     app: &App,
     conn: HttpConn<TcpStream>,
-    request: &Request,
+    asker: AuthRequest<'_>,
     identity: Option<String>,
 ) {
+    let request = asker.head;
     let config = AcceptConfig {
         connection: Config::default()
             .max_message_size(app.config.ws_max_message)
@@ -76,21 +78,32 @@ pub(crate) async fn serve(
         deflate: app.config.ws_deflate.clone(),
         ..AcceptConfig::default()
     };
-    let Ok(mut socket) = ws::accept_request(conn.io, request, &conn.buf, &config).await else {
-        return;
+    let mut socket = match ws::accept_request(conn.io, request, &conn.buf, &config).await {
+        Ok(socket) => socket,
+        Err(error) => {
+            tracing::debug!(%error, "WebSocket handshake failed");
+            app.metrics.handshake_failed();
+            if let ws::Error::Handshake(refused) = &error {
+                app.metrics.traffic.response(refused.status());
+            }
+            return;
+        }
     };
+    tracing::debug!(user = identity.as_deref(), "WebSocket opened");
+    app.metrics.traffic.response(101);
+    let _open = app.metrics.open(Transport::WebSocket);
     socket.set_write_timeout(Some(app.config.write_timeout));
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let mut session = Session {
         app,
-        request,
+        asker,
         identity: identity.clone(),
         sender: app.hub.new_sender_id(),
         rooms: HashMap::new(),
         tx,
     };
     if let Some(user) = &identity {
-        let reply = session.join(&format!("user:{user}"), Since::Live);
+        let reply = session.join(&format!("user:{user}"), Since::Live).await;
         let _ = socket.feed(Message::text(reply));
     }
     let mut shutdown = app.shutdown.clone();
@@ -102,7 +115,7 @@ pub(crate) async fn serve(
         tokio::select! {
             incoming = socket.recv() => match incoming {
                 Ok(Some(Message::Text(text))) => {
-                    let reply = session.command(text.as_str());
+                    let reply = session.command(text.as_str()).await;
                     idle.as_mut().reset(tokio::time::Instant::now() + idle_for);
                     if !reply.is_empty() && socket.send(Message::text(reply)).await.is_err() {
                         break;
@@ -122,6 +135,7 @@ pub(crate) async fn serve(
                     if socket.send(Message::Text(text)).await.is_err() {
                         break;
                     }
+                    app.metrics.delivered(Transport::WebSocket, 1);
                 }
                 Delivery::Lagged { channel, last } => {
                     let last = last.map(|id| id.to_string()).unwrap_or_default();
@@ -146,7 +160,7 @@ pub(crate) async fn serve(
 }
 
 /// Sends a close frame and waits (briefly) for the client's reply.
-async fn close(socket: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str) {
+async fn close(socket: &mut WebSocket<Counted<TcpStream>>, code: CloseCode, reason: &str) {
     let reason = truncate_reason(reason);
     if socket.close(code, reason).await.is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
@@ -158,7 +172,7 @@ async fn close(socket: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str)
 
 impl Session<'_> {
     /// Runs one command; returns the reply (empty: none).
-    fn command(&mut self, text: &str) -> String {
+    async fn command(&mut self, text: &str) -> String {
         let fields = match parse_object(text) {
             Ok(fields) => fields,
             Err(e) => return error(&format!("bad JSON: {}", e.0)),
@@ -171,7 +185,7 @@ impl Session<'_> {
                     Some(Ok(id)) => Since::After(id),
                     Some(Err(_)) => return error("invalid since"),
                 };
-                self.join(channel, since)
+                self.join(channel, since).await
             }
             (Some("leave"), Some(channel)) => match self.rooms.remove(channel) {
                 Some(task) => {
@@ -182,10 +196,10 @@ impl Session<'_> {
             },
             (Some("publish"), Some(channel)) => {
                 let except_self = get_bool(&fields, "except_self");
-                self.publish(channel, &fields, except_self)
+                self.publish(channel, &fields, except_self).await
             }
             (Some("send"), _) => match get_str(&fields, "user") {
-                Some(user) => self.publish(&format!("user:{user}"), &fields, false),
+                Some(user) => self.publish(&format!("user:{user}"), &fields, false).await,
                 None => error("send needs a user"),
             },
             (Some("join" | "leave" | "publish"), None) => error("missing channel"),
@@ -196,7 +210,7 @@ impl Session<'_> {
     /// Whether this socket may do `action` on its channel: a valid name,
     /// the hook's verdict, and private rooms only for their owner. `Err`
     /// holds the error reply.
-    fn permit(&self, action: Action<'_>) -> Result<(), String> {
+    async fn permit(&self, action: Action<'_>) -> Result<(), String> {
         let channel = match action {
             Action::Subscribe(c) | Action::Publish(c) => c,
             Action::Connect => return Ok(()),
@@ -204,7 +218,7 @@ impl Session<'_> {
         if !super::valid_channel(channel) {
             return Err(error("invalid channel name"));
         }
-        if let Err(denied) = self.app.auth.authorize(self.request, action) {
+        if let Err(denied) = self.app.auth.authorize(self.asker, action).await {
             return Err(error(&denied.reason));
         }
         if matches!(action, Action::Subscribe(_))
@@ -215,8 +229,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn join(&mut self, channel: &str, since: Since) -> String {
-        if let Err(reply) = self.permit(Action::Subscribe(channel)) {
+    async fn join(&mut self, channel: &str, since: Since) -> String {
+        if let Err(reply) = self.permit(Action::Subscribe(channel)).await {
             return reply;
         }
         if self.rooms.contains_key(channel) {
@@ -266,8 +280,13 @@ impl Session<'_> {
         out
     }
 
-    fn publish(&self, channel: &str, fields: &[(String, Value)], except_self: bool) -> String {
-        if let Err(reply) = self.permit(Action::Publish(channel)) {
+    async fn publish(
+        &self,
+        channel: &str,
+        fields: &[(String, Value)],
+        except_self: bool,
+    ) -> String {
+        if let Err(reply) = self.permit(Action::Publish(channel)).await {
             return reply;
         }
         let data = match payload(fields) {

@@ -49,6 +49,7 @@ use crate::proto::Message;
 /// echo.await.expect("the echo task")?;
 /// # Ok(()) }
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "futures")))]
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
     type Item = Result<Message, Error>;
 
@@ -71,6 +72,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
 ///   included, is written and the transport flushed. It waits neither for
 ///   the peer's close reply nor for the transport to close: keep reading
 ///   (the [`Stream`], or `recv`) until the end for that.
+#[cfg_attr(docsrs, doc(cfg(feature = "futures")))]
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     type Error = Error;
 
@@ -93,6 +95,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 
 /// As the [`Stream` of `WebSocket`](WebSocket#impl-Stream-for-WebSocket<S>).
 /// Cancel-safe.
+#[cfg_attr(docsrs, doc(cfg(feature = "futures")))]
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
     type Item = Result<Message, Error>;
 
@@ -104,6 +107,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
 /// As the [`Sink` of `WebSocket`](WebSocket#impl-Sink<Message>-for-WebSocket<S>).
 /// While the reader writes automatic replies, those count against the
 /// write buffer's limit too.
+#[cfg_attr(docsrs, doc(cfg(feature = "futures")))]
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
     type Error = Error;
 

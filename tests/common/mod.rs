@@ -2,6 +2,7 @@
 //! (independent of the encoder under test) and ways to drain a connection.
 #![allow(dead_code)]
 
+#[cfg(feature = "serve")]
 pub mod serve;
 
 use rtwire::proto::frame::{FrameHeader, OpCode};

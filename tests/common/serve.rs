@@ -28,7 +28,7 @@ pub async fn start_with(mut config: ServeConfig, auth: TokenAuth) -> Running {
     config.addr = "127.0.0.1:0".parse().unwrap();
     let server = Server::bind(config, auth).await.unwrap();
     let addr = server.local_addr().unwrap();
-    let hub = server.hub().clone();
+    let hub = server.hub();
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(async move {
         server

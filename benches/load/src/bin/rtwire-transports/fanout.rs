@@ -207,7 +207,7 @@ async fn open_all(
 /// late one lose nothing; this is so that the first publish finds them all
 /// waiting, and for pacing.)
 async fn wait_until_held(options: &Options, n: usize) -> Result<(), String> {
-    let series = r#"rtwire_connections{transport="long_poll"}"#;
+    let series = r#"rtwire_sessions_open{transport="long_poll"}"#;
     let deadline = Instant::now() + HELD;
     loop {
         let held = metric(options.addr, series).await?;

@@ -1,0 +1,174 @@
+//! The command line, declared for clap: every flag has a sentence of help,
+//! its default, and an `RTWIRE_<FLAG>` environment variable (secrets given
+//! that way stay out of `ps`).
+
+use clap::{Args, Parser, Subcommand};
+use rtwire::serve::ServeConfig;
+
+/// Real-time web transports: a pub/sub server over WebSocket, SSE, long and
+/// short polling, and the WebSocket echo and Autobahn testees.
+///
+/// Every flag may also come from an environment variable, `RTWIRE_` and the
+/// flag's name (`--port` from `RTWIRE_PORT`); a flag on the command line wins.
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+#[derive(Debug, Parser)]
+#[command(name = "rtwire", version, propagate_version = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the pub/sub hub over WebSocket, SSE, long and short polling.
+    Serve(ServeArgs),
+    /// Print a signed user token for `serve --user-secret-file PATH`.
+    Token(TokenArgs),
+    /// Run a WebSocket echo server for any number of clients (the Autobahn
+    /// testee server).
+    Echo(EchoArgs),
+    /// Run every case of an Autobahn fuzzingserver, then ask it to write
+    /// its reports.
+    AutobahnClient(AutobahnArgs),
+}
+
+/// Where a server listens.
+#[derive(Debug, Args)]
+pub struct Listen {
+    /// The address or host name to listen on; a name is resolved, and the
+    /// first of its addresses that can be bound is used.
+    #[arg(
+        long,
+        value_name = "HOST",
+        default_value = "127.0.0.1",
+        env = "RTWIRE_HOST"
+    )]
+    pub host: String,
+}
+
+/// `rtwire serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub listen: Listen,
+    /// The TCP port to listen on; 0 picks a free one (the startup line
+    /// tells which).
+    #[arg(long, value_name = "PORT", default_value_t = 8080, env = "RTWIRE_PORT")]
+    pub port: u16,
+    /// Publishers must send `Authorization: Bearer T`, else 401 (never
+    /// accepted in the query string). Default: anyone may publish.
+    #[arg(
+        long,
+        value_name = "T",
+        env = "RTWIRE_PUBLISH_TOKEN",
+        hide_env_values = true
+    )]
+    pub publish_token: Option<String>,
+    /// Subscribers must send `Authorization: Bearer T` or `?token=T`, else
+    /// 401. Default: anyone may subscribe.
+    #[arg(
+        long,
+        value_name = "T",
+        env = "RTWIRE_SUBSCRIBE_TOKEN",
+        hide_env_values = true
+    )]
+    pub subscribe_token: Option<String>,
+    /// A file holding the secret (at least 16 bytes, best 32 random ones; one
+    /// trailing newline ignored) that signs user tokens: clients prove an identity with a
+    /// token from `rtwire token`. Default: no identities.
+    #[arg(long, value_name = "PATH", env = "RTWIRE_USER_SECRET_FILE")]
+    pub user_secret_file: Option<String>,
+    #[command(flatten)]
+    pub max_connections: MaxConnections,
+    /// The largest request body accepted, in bytes; larger gets 413.
+    #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_body_bytes, env = "RTWIRE_MAX_BODY")]
+    pub max_body: usize,
+}
+
+/// The connection cap of `serve` and `echo`.
+#[derive(Debug, Args)]
+pub struct MaxConnections {
+    /// Open connections at most; clients beyond get 503. Default 10000,
+    /// lowered to what the descriptor limit allows (the soft limit is first
+    /// raised to the hard one).
+    #[arg(
+        long = "max-connections",
+        value_name = "N",
+        env = "RTWIRE_MAX_CONNECTIONS"
+    )]
+    pub asked: Option<usize>,
+}
+
+/// `rtwire token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The identity the token proves (its private room is `user:USER`).
+    #[arg(value_name = "USER")]
+    pub user: String,
+    /// The file holding the secret that `serve --user-secret-file` reads.
+    #[arg(long, value_name = "PATH", env = "RTWIRE_USER_SECRET_FILE")]
+    pub user_secret_file: String,
+    /// How long the token stays valid, in seconds (86400: one day).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 86_400,
+        env = "RTWIRE_EXPIRES"
+    )]
+    pub expires: u64,
+}
+
+/// `rtwire echo`.
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    pub listen: Listen,
+    /// The TCP port to listen on; 0 picks a free one.
+    #[arg(long, value_name = "PORT", default_value_t = 9001, env = "RTWIRE_PORT")]
+    pub port: u16,
+    #[command(flatten)]
+    pub max_connections: MaxConnections,
+    /// The largest message (and frame) accepted, in bytes; larger closes
+    /// with 1009. The default, 16 MiB, is Autobahn's largest.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, env = "RTWIRE_MAX_MESSAGE")]
+    pub max_message: usize,
+    /// What all connections together may hold beyond 1 MiB each (messages
+    /// being received, output the peer has not read), in bytes; the
+    /// connection that would pass it is closed with 1013. Default 32 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20, env = "RTWIRE_MEMORY_BUDGET")]
+    pub memory_budget: usize,
+}
+
+/// `rtwire autobahn-client`.
+#[derive(Debug, Args)]
+pub struct AutobahnArgs {
+    /// The fuzzingserver's base URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "ws://127.0.0.1:9001",
+        env = "RTWIRE_URL"
+    )]
+    pub url: String,
+    /// The agent name the reports are filed under.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "rtwire",
+        env = "RTWIRE_AGENT"
+    )]
+    pub agent: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_declaration_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,112 @@
+//! `rtwire echo`: the WebSocket echo server (the Autobahn testee server,
+//! and the server `benches/compare` measures).
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use rtwire::proto::deflate::DeflateConfig;
+use rtwire::proto::{Config, Keepalive};
+use rtwire::serve::{Accepted, Acceptor};
+use rtwire::ws::{self, AcceptConfig, Error, MemoryBudget, WebSocket};
+
+use crate::cli::EchoArgs;
+use crate::system::{bind_host, connection_cap};
+
+/// Load tests open thousands of connections at once: a deep backlog.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Echoes every client's messages, for ever. The startup line is read by
+/// scripts: keep its text.
+pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
+    let host = &args.listen.host;
+    let max_connections = connection_cap(args.max_connections.asked, "echo");
+    let listener = bind_host(host, args.port, |addr| async move {
+        rtwire::serve::listen(addr, LISTEN_BACKLOG)
+    })
+    .await?;
+    let port = listener.local_addr().map_or(args.port, |a| a.port());
+    eprintln!(
+        "rtwire echo: listening on ws://{host}:{port} (at most {max_connections} connections)"
+    );
+    // A public echo holds at most `max_message` per connection for a peer
+    // that does not read.
+    let config = Arc::new(
+        AcceptConfig::default()
+            .deflate(DeflateConfig::default())
+            .connection(
+                Config::default()
+                    .max_message_size(args.max_message)
+                    .max_frame_size(args.max_message)
+                    .keepalive(Some(Keepalive {
+                        interval: Duration::from_secs(30),
+                        timeout: Duration::from_secs(20),
+                    })),
+            ),
+    );
+    // Many peers that each send a large message and read nothing hold at
+    // most this between them; a 16 MiB echo needs 16 MiB of it.
+    let budget = MemoryBudget::new(args.memory_budget);
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut acceptor = Acceptor::new(listener, "rtwire echo");
+    loop {
+        let (stream, reason) = match acceptor.accept().await {
+            Accepted::Stream(stream, _peer) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let _ = stream.set_nodelay(true);
+                    let config = config.clone();
+                    let budget = budget.clone();
+                    tokio::spawn(async move {
+                        if let Ok(mut socket) = ws::accept_with(stream, &config).await {
+                            socket.set_write_timeout(Some(Duration::from_secs(30)));
+                            socket.set_memory_budget(budget);
+                            let _ = echo(&mut socket).await;
+                        }
+                        drop(permit);
+                    });
+                    continue;
+                }
+                Err(_) => (stream, "too many connections"),
+            },
+            Accepted::OutOfDescriptors(stream) => (stream, "server out of descriptors"),
+        };
+        tokio::spawn(refuse(stream, reason));
+    }
+}
+
+/// Answers 503 and closes, within a second.
+async fn refuse(mut stream: TcpStream, reason: &str) {
+    let mut out = Vec::new();
+    let body = format!("{reason}\n");
+    let headers = [("Content-Type", "text/plain"), ("Connection", "close")];
+    rtwire::http::write_response(
+        &mut out,
+        503,
+        "Service Unavailable",
+        &headers,
+        body.as_bytes(),
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
+}
+
+/// Sends every data message back until the connection ends. Messages that
+/// arrived together are written together.
+pub async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut WebSocket<S>,
+) -> Result<(), Error> {
+    while let Some(message) = socket.recv().await? {
+        if message.is_data() {
+            let conn = socket.connection();
+            if conn.buffered_output() >= conn.config().max_write_buffer {
+                socket.flush().await?;
+            }
+            socket.feed(message)?;
+            if !socket.has_buffered_message() {
+                socket.flush().await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! `rtwire serve` and `rtwire token`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rtwire::serve::{ServeConfig, Server, TokenAuth, UserTokens};
+
+use crate::cli::{ServeArgs, TokenArgs};
+use crate::system::{bind_host, connection_cap, shutdown_signal};
+
+/// Serves until SIGINT or SIGTERM. The startup line is read by tests and
+/// scripts: keep its text.
+pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    let mut config = ServeConfig::default();
+    config.max_connections = connection_cap(args.max_connections.asked, "serve");
+    config.max_body_bytes = args.max_body;
+    let user_tokens = match &args.user_secret_file {
+        Some(path) => Some(user_tokens(path)?),
+        None => None,
+    };
+    let auth = TokenAuth {
+        publish_token: args.publish_token,
+        subscribe_token: args.subscribe_token,
+        user_tokens,
+    };
+    let server = bind_host(&args.listen.host, args.port, |addr| {
+        config.addr = addr;
+        Server::bind(config.clone(), auth.clone())
+    })
+    .await?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    eprintln!(
+        "rtwire serve: listening on http://{addr} (epoch {:08x})",
+        server.hub().epoch()
+    );
+    server
+        .run_until(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("rtwire serve: stopped");
+    Ok(())
+}
+
+/// The user-token signer from a secret file (one trailing newline ignored).
+fn user_tokens(path: &str) -> Result<UserTokens, String> {
+    let secret = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let secret = secret.strip_suffix(b"\n").unwrap_or(&secret);
+    UserTokens::new(secret).map_err(|e| format!("{path}: {e}"))
+}
+
+/// `rtwire token USER`: a user token valid for `--expires` seconds.
+pub fn mint_token(args: &TokenArgs) -> Result<String, String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    user_tokens(&args.user_secret_file)?
+        .mint(&args.user, now.saturating_add(args.expires))
+        .map_err(|e| e.to_string())
+}

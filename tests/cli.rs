@@ -1,0 +1,325 @@
+//! The `rtwire` binary's command line: help, version, usage errors, flags
+//! as `--flag=value`, environment variables, host names, token minting.
+#![cfg(feature = "cli")]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rtwire::proto::Message;
+use rtwire::serve::UserTokens;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rtwire");
+
+/// Runs the binary to completion with `args`, the `RTWIRE_*` variables of
+/// the test's own environment removed.
+fn run(args: &[&str]) -> Output {
+    command(args).output().expect("run rtwire")
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).stdin(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("RTWIRE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A server process, killed when dropped.
+struct Running {
+    child: Child,
+    /// What its startup line says after "listening on ".
+    listening_on: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `command` and waits (at most 30 s) for its startup line; its
+/// stderr is drained afterwards so it never blocks on a full pipe.
+async fn start(mut command: Command) -> Running {
+    let mut child = command
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rtwire");
+    let stderr = child.stderr.take().expect("stderr");
+    let stderr = tokio::process::ChildStderr::from_std(stderr).expect("async stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let startup = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return Some(rest.to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server starts within 30 s");
+    let listening_on = startup.expect("a startup line before stderr closes");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Running {
+        child,
+        listening_on,
+    }
+}
+
+/// The address of `rtwire serve`'s startup line,
+/// `rtwire serve: listening on http://ADDR (epoch EPOCH)`.
+fn serve_address(running: &Running) -> std::net::SocketAddr {
+    let rest = running
+        .listening_on
+        .strip_prefix("http://")
+        .expect("an http:// address");
+    let addr = rest.split_whitespace().next().expect("an address");
+    addr.parse().expect("a socket address")
+}
+
+/// Sends one request and returns the status and body of the answer.
+async fn request(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, String) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request = format!(
+            "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("read");
+        String::from_utf8(answer).expect("a UTF-8 answer")
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("answered within 10 s");
+    let status = answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
+#[test]
+fn serve_help_explains_every_flag_and_its_variable() {
+    let output = run(&["serve", "--help"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let help = stdout(&output);
+    for flag in [
+        "host",
+        "port",
+        "publish-token",
+        "subscribe-token",
+        "user-secret-file",
+        "max-connections",
+        "max-body",
+    ] {
+        assert!(help.contains(&format!("--{flag} <")), "--{flag} in {help}");
+        let variable = format!("RTWIRE_{}", flag.to_uppercase().replace('-', "_"));
+        assert!(help.contains(&variable), "{variable} in {help}");
+    }
+    assert!(help.contains("[default: 8080]"), "{help}");
+    assert!(help.contains("[default: 127.0.0.1]"), "{help}");
+}
+
+#[test]
+fn every_command_has_its_own_help() {
+    let commands: [(&str, &[&str]); 3] = [
+        ("token", &["--user-secret-file", "--expires", "<USER>"]),
+        (
+            "echo",
+            &[
+                "--host",
+                "--port",
+                "--max-connections",
+                "--max-message",
+                "--memory-budget",
+                "[default: 9001]",
+            ],
+        ),
+        ("autobahn-client", &["--url", "--agent"]),
+    ];
+    for (command, expected) in commands {
+        let output = run(&[command, "--help"]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{command}: {}",
+            stderr(&output)
+        );
+        let help = stdout(&output);
+        for word in expected {
+            assert!(help.contains(word), "{word} in `{command} --help`: {help}");
+        }
+    }
+    let output = run(&["--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    for command in ["serve", "token", "echo", "autobahn-client"] {
+        assert!(stdout(&output).contains(command), "{command} listed");
+    }
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    let output = run(&["--version"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), format!("rtwire {version}\n"));
+    let output = run(&["serve", "--version"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), format!("rtwire-serve {version}\n"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_say_what_is_wrong() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["serve", "--no-such-flag"], "--no-such-flag"),
+        (&["serve", "--port", "99999"], "--port"),
+        (&["serve", "--port"], "--port"),
+        (&["token", "alice"], "--user-secret-file"),
+        (&["no-such-command"], "no-such-command"),
+    ];
+    for (args, named) in cases {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains(named),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    let output = run(&[]);
+    assert_eq!(output.status.code(), Some(2), "no command");
+    assert!(stderr(&output).contains("Usage"), "{}", stderr(&output));
+}
+
+#[tokio::test]
+async fn serve_takes_flag_equals_value_and_listens_on_port_0() {
+    let running = start(command(&["serve", "--port=0", "--max-body=4"])).await;
+    let addr = serve_address(&running);
+    assert_ne!(addr.port(), 0);
+    assert_eq!(
+        request(addr, "GET /healthz HTTP/1.1", "").await,
+        (200, "ok\n".into())
+    );
+    // --max-body=4 took effect: a 5-byte body is too large.
+    let (status, _) = request(addr, "POST /channels/a HTTP/1.1", "12345").await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn serve_listens_on_the_port_in_rtwire_port() {
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let mut serve = command(&["serve"]);
+    serve.env("RTWIRE_PORT", port.to_string());
+    let running = start(serve).await;
+    let addr = serve_address(&running);
+    assert_eq!(addr.port(), port);
+    assert_eq!(request(addr, "GET /healthz HTTP/1.1", "").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_flag_wins_over_its_variable() {
+    let mut serve = command(&["serve", "--port", "0"]);
+    // Were the variable used, serve would listen on port 1, or fail to.
+    serve.env("RTWIRE_PORT", "1");
+    let running = start(serve).await;
+    assert_ne!(serve_address(&running).port(), 1);
+}
+
+#[tokio::test]
+async fn the_publish_token_may_come_from_the_environment() {
+    let mut serve = command(&["serve", "--port", "0"]);
+    serve.env("RTWIRE_PUBLISH_TOKEN", "s3cret");
+    let running = start(serve).await;
+    let addr = serve_address(&running);
+    let anonymous = request(addr, "POST /channels/a HTTP/1.1", "hi").await;
+    assert_eq!(anonymous.0, 401);
+    let authorized = "POST /channels/a HTTP/1.1\r\nAuthorization: Bearer s3cret";
+    assert_eq!(request(addr, authorized, "hi").await.0, 202);
+}
+
+#[tokio::test]
+async fn serve_resolves_a_host_name() {
+    let running = start(command(&["serve", "--host", "localhost", "--port", "0"])).await;
+    let addr = serve_address(&running);
+    assert!(addr.ip().is_loopback(), "{addr}");
+    assert_eq!(request(addr, "GET /healthz HTTP/1.1", "").await.0, 200);
+}
+
+#[tokio::test]
+async fn echo_resolves_a_host_name_and_echoes() {
+    let running = start(command(&["echo", "--host", "localhost", "--port=0"])).await;
+    let url = running
+        .listening_on
+        .split_whitespace()
+        .next()
+        .expect("a URL")
+        .to_owned();
+    assert!(url.starts_with("ws://localhost:"), "{url}");
+    assert!(!url.ends_with(":0"), "the bound port, not 0: {url}");
+    let talk = async {
+        let (mut socket, _) = rtwire::ws::connect(&url).await.expect("connect");
+        socket.send(Message::text("hello")).await.expect("send");
+        socket.recv().await.expect("recv")
+    };
+    let reply = tokio::time::timeout(Duration::from_secs(10), talk)
+        .await
+        .expect("echoed within 10 s");
+    assert_eq!(reply, Some(Message::text("hello")));
+}
+
+#[test]
+fn token_mints_a_token_the_secret_verifies() {
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let path = std::env::temp_dir().join(format!("rtwire-cli-secret-{}", std::process::id()));
+    std::fs::write(&path, [&secret[..], b"\n"].concat()).unwrap();
+    let path_arg = path.to_str().unwrap();
+    let output = run(&[
+        "token",
+        "alice",
+        "--user-secret-file",
+        path_arg,
+        "--expires=60",
+    ]);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let token = stdout(&output);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let tokens = UserTokens::new(secret).unwrap();
+    assert_eq!(tokens.verify(token.trim_end(), now).unwrap(), "alice");
+    // --expires=60: no longer valid two minutes from now.
+    assert!(tokens.verify(token.trim_end(), now + 120).is_err());
+}
+
+#[test]
+fn token_with_an_unreadable_secret_file_exits_2() {
+    let output = run(&["token", "alice", "--user-secret-file", "/no/such/file"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("/no/such/file"),
+        "{}",
+        stderr(&output)
+    );
+}
