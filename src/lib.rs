@@ -24,6 +24,7 @@
 //! | feature | enables | pulls in |
 //! | --- | --- | --- |
 //! | *(none)* | `http`, `handshake`, `proto`, `ws`: the WebSocket library | tokio (`net`, `io-util`, `time`), bytes, sha1, base64, rand, flate2 |
+//! | `futures` *(default)* | `futures::Stream` and `futures::Sink` for [`ws::WebSocket`] and its split halves | futures-core, futures-sink |
 //! | `hub` | the pub/sub hub, `rtwire::hub` | tokio's `sync` |
 //! | `serve` | `rtwire serve` as a library, `rtwire::serve`; implies `hub` | hmac, sha2, rustix, tracing; tokio's `rt` and `macros` |
 //! | `cli` *(default)* | the `rtwire` binary; implies `serve` | clap, tracing-subscriber; tokio's `rt-multi-thread` and `signal` |

@@ -1,7 +1,8 @@
 //! The closing handshake (RFC 6455 §5.5.1, §7) and every close-code rule.
 mod common;
 use common::*;
-use rtwire::proto::{CloseCode, CloseFrame, Event, Message, SendError, State};
+use rtwire::proto::frame::OpCode;
+use rtwire::proto::{CloseCode, CloseFrame, Connection, Event, Message, SendError, State};
 
 fn close_event(code: u16, reason: &str) -> Event {
     Event::Message(Message::Close(Some(CloseFrame {
@@ -21,6 +22,66 @@ fn valid_codes_are_echoed_and_the_server_closes_the_transport() {
         assert_eq!(sent_close_code(&mut conn), Some(code));
         assert!(conn.should_close_transport());
     }
+}
+
+/// The one close frame in `conn`'s output, unmasked.
+fn sent_close_payload(conn: &mut Connection) -> Vec<u8> {
+    let closes: Vec<_> = decode_all(&output(conn))
+        .into_iter()
+        .filter(|f| f.opcode == OpCode::Close)
+        .collect();
+    assert_eq!(closes.len(), 1, "exactly one close frame");
+    closes
+        .into_iter()
+        .next()
+        .map(|f| f.payload)
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_reply_echoes_the_peers_code_and_reason() {
+    let longest = "é".repeat(61) + "x"; // 123 bytes: all a close frame holds
+    for (code, reason) in [
+        (1000u16, "bye"),
+        (1001, ""),
+        (1011, "κόσμε"),
+        (4000, longest.as_str()),
+    ] {
+        let payload = close_payload(code, reason);
+        // A server answers a masked close; a client an unmasked one, and
+        // masks its reply.
+        let (ev, mut conn) = server_after(&client_frame(true, 0x8, &payload));
+        assert_eq!(ev, vec![close_event(code, reason)]);
+        assert_eq!(sent_close_payload(&mut conn), payload, "server, {code}");
+        let mut conn = client();
+        conn.receive_data(&server_frame(true, 0x8, &payload));
+        assert_eq!(events(&mut conn), vec![close_event(code, reason)]);
+        let frames = decode_all(&output(&mut conn));
+        assert_eq!(frames.len(), 1);
+        assert!(frames[0].masked, "a client masks its reply");
+        assert_eq!(frames[0].payload, payload, "client, {code}");
+    }
+}
+
+#[test]
+fn an_invalid_close_is_failed_not_echoed() {
+    // A forbidden code with a reason: the failure's own close, 1002.
+    let (ev, mut conn) = server_after(&client_frame(true, 0x8, &close_payload(1005, "echo me")));
+    assert_eq!(failed_code(&ev), Some(1002));
+    let reply = sent_close_payload(&mut conn);
+    assert_eq!(&reply[..2], &1002u16.to_be_bytes());
+    assert!(
+        !reply.windows(7).any(|w| w == b"echo me"),
+        "the peer's reason is not sent back: {reply:?}"
+    );
+    // A valid code with a reason that is not UTF-8: 1007, nothing echoed.
+    let mut payload = close_payload(1000, "ok ");
+    payload.extend_from_slice(&[0xff, 0xfe]);
+    let (ev, mut conn) = server_after(&client_frame(true, 0x8, &payload));
+    assert_eq!(failed_code(&ev), Some(1007));
+    let reply = sent_close_payload(&mut conn);
+    assert_eq!(&reply[..2], &1007u16.to_be_bytes());
+    assert!(std::str::from_utf8(&reply[2..]).is_ok());
 }
 
 #[test]
@@ -156,7 +217,6 @@ fn replies_to_messages_before_a_failure_go_out_before_the_close() {
     assert_eq!(failed_code(&events(&mut conn)), Some(1002));
     let frames = decode_all(&output(&mut conn));
     let opcodes: Vec<_> = frames.iter().map(|f| f.opcode).collect();
-    use rtwire::proto::frame::OpCode;
     assert_eq!(opcodes, vec![OpCode::Text, OpCode::Close]);
     assert!(conn.should_close_transport());
 }

@@ -71,9 +71,9 @@ fn eof_reads_input_held_by_back_pressure() {
         while let Some(chunk) = conn.poll_transmit() {
             out.extend_from_slice(&chunk);
         }
-        // The pong, then the reply to the close.
+        // The pong, then the reply to the close, echoing its reason.
         assert_eq!(
-            out, b"\x8a\x0alast words\x88\x02\x03\xe8",
+            out, b"\x8a\x0alast words\x88\x06\x03\xe8done",
             "{write_pong_first}"
         );
         assert!(conn.should_close_transport());

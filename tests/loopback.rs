@@ -64,9 +64,10 @@ async fn client_and_server_exchange_messages_and_close_cleanly() {
         Some(Message::Pong("p".into()))
     );
     client.close(CloseCode::NORMAL, "bye").await.unwrap();
+    // The server's reply echoes the code and the reason.
     let expected_close = Message::Close(Some(CloseFrame {
         code: CloseCode::NORMAL,
-        reason: String::new(),
+        reason: "bye".into(),
     }));
     assert_eq!(client.recv().await.unwrap(), Some(expected_close));
     // The server closes TCP; the client sees the end.

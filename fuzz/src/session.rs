@@ -20,8 +20,8 @@
 //!   RSV1 set and the payload inflating, with the agreed window, to the
 //!   message exactly when the message is at least the threshold long and
 //!   this end's window is not 8 bits), a pong for each ping
-//!   decoded before this end sent a close, the reply to the peer's close,
-//!   keepalive pings, and after a failure a close with exactly
+//!   decoded before this end sent a close, the reply to the peer's close
+//!   (echoing its code and reason), keepalive pings, and after a failure a close with exactly
 //!   `error.close_code()` (nothing for 1006) — masked by a client,
 //!   unmasked by a server; bytes seen queued are the bytes later taken;
 //! - back-pressure: `buffered_output()` is exactly the queued bytes; a pong
@@ -1044,9 +1044,12 @@ fn on_event(m: &mut Model, event: Event) {
             m.input_done = true;
             m.close_received = true;
             if !m.close_sent {
-                let payload = frame
-                    .as_ref()
-                    .map_or(Vec::new(), |f| f.code.0.to_be_bytes().to_vec());
+                // The reply echoes the code and the reason.
+                let payload = frame.as_ref().map_or(Vec::new(), |f| {
+                    let mut payload = f.code.0.to_be_bytes().to_vec();
+                    payload.extend_from_slice(f.reason.as_bytes());
+                    payload
+                });
                 m.want(CLOSE, &payload);
                 m.close_sent = true;
             }

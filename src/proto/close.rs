@@ -15,6 +15,8 @@ impl CloseCode {
     pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
     /// 1003: a data type the endpoint cannot accept.
     pub const UNSUPPORTED_DATA: CloseCode = CloseCode(1003);
+    /// 1004: reserved by RFC 6455 §7.4.1, meaning to be defined. Never sent.
+    pub const RESERVED: CloseCode = CloseCode(1004);
     /// 1005: no code was present. Reported locally, never sent.
     pub const NO_STATUS: CloseCode = CloseCode(1005);
     /// 1006: the connection ended without a close frame. Reported locally, never sent.
@@ -29,6 +31,12 @@ impl CloseCode {
     pub const MANDATORY_EXTENSION: CloseCode = CloseCode(1010);
     /// 1011: the server met an unexpected condition.
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+    /// 1012: the service is restarting (IANA registry); the client may reconnect.
+    pub const SERVICE_RESTART: CloseCode = CloseCode(1012);
+    /// 1013: the server is overloaded for now (IANA registry); try again later.
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
+    /// 1014: a gateway or proxy got an invalid response from upstream (IANA registry).
+    pub const BAD_GATEWAY: CloseCode = CloseCode(1014);
     /// 1015: the TLS handshake failed. Reported locally, never sent.
     pub const TLS_HANDSHAKE: CloseCode = CloseCode(1015);
 
@@ -51,11 +59,70 @@ impl CloseCode {
     pub fn is_allowed_on_wire(self) -> bool {
         matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
+
+    /// The name RFC 6455 §7.4.1 or the IANA registry gives the code, if it
+    /// has one: `"normal closure"` for 1000.
+    ///
+    /// ```
+    /// use rtwire::proto::close::CloseCode;
+    /// assert_eq!(CloseCode::NORMAL.name(), Some("normal closure"));
+    /// assert_eq!(CloseCode(4000).name(), None);
+    /// ```
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1000 => "normal closure",
+            1001 => "going away",
+            1002 => "protocol error",
+            1003 => "unsupported data",
+            1004 => "reserved",
+            1005 => "no status received",
+            1006 => "abnormal closure",
+            1007 => "invalid payload data",
+            1008 => "policy violation",
+            1009 => "message too big",
+            1010 => "mandatory extension",
+            1011 => "internal error",
+            1012 => "service restart",
+            1013 => "try again later",
+            1014 => "bad gateway",
+            1015 => "TLS handshake",
+            _ => return None,
+        })
+    }
 }
 
+/// The number, then the name of a known code.
+///
+/// ```
+/// use rtwire::proto::close::CloseCode;
+/// assert_eq!(CloseCode::NORMAL.to_string(), "1000 (normal closure)");
+/// assert_eq!(CloseCode(4001).to_string(), "4001");
+/// ```
 impl fmt::Display for CloseCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        match self.name() {
+            Some(name) => write!(f, "{} ({name})", self.0),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// Any number: whether it may be sent is [`CloseCode::is_allowed_on_wire`].
+///
+/// ```
+/// use rtwire::proto::close::CloseCode;
+/// assert_eq!(CloseCode::from(1001), CloseCode::GOING_AWAY);
+/// assert_eq!(u16::from(CloseCode::GOING_AWAY), 1001);
+/// ```
+impl From<u16> for CloseCode {
+    fn from(code: u16) -> Self {
+        CloseCode(code)
+    }
+}
+
+impl From<CloseCode> for u16 {
+    fn from(code: CloseCode) -> Self {
+        code.0
     }
 }
 
@@ -173,6 +240,40 @@ mod tests {
                 Err(ClosePayloadError::InvalidCode(never))
             );
         }
+    }
+
+    #[test]
+    fn every_code_with_a_constant_has_a_name() {
+        for code in [
+            CloseCode::NORMAL,
+            CloseCode::GOING_AWAY,
+            CloseCode::PROTOCOL_ERROR,
+            CloseCode::UNSUPPORTED_DATA,
+            CloseCode::RESERVED,
+            CloseCode::NO_STATUS,
+            CloseCode::ABNORMAL,
+            CloseCode::INVALID_PAYLOAD,
+            CloseCode::POLICY_VIOLATION,
+            CloseCode::MESSAGE_TOO_BIG,
+            CloseCode::MANDATORY_EXTENSION,
+            CloseCode::INTERNAL_ERROR,
+            CloseCode::SERVICE_RESTART,
+            CloseCode::TRY_AGAIN_LATER,
+            CloseCode::BAD_GATEWAY,
+            CloseCode::TLS_HANDSHAKE,
+        ] {
+            let name = code
+                .name()
+                .unwrap_or_else(|| panic!("{} has no name", code.0));
+            assert_eq!(code.to_string(), format!("{} ({name})", code.0));
+        }
+        assert_eq!(
+            (999..=1016)
+                .filter(|&c| CloseCode(c).name().is_some())
+                .count(),
+            16,
+            "exactly 1000-1015 are named"
+        );
     }
 
     #[test]

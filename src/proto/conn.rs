@@ -678,10 +678,12 @@ impl Connection {
         // RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not
         // previously send a Close frame, the endpoint MUST send a Close frame
         // in response. ... It typically echos the status code it received."
+        // The reason goes back too, so the peer can tell its own close from
+        // one of ours: `frame` was parsed, so its code may be sent and its
+        // reason is UTF-8 that fitted a control frame.
         if !self.close_sent {
-            let reply = frame.map(|f| f.code.0.to_be_bytes());
-            let payload = reply.as_ref().map_or(&[][..], |c| &c[..]);
-            self.write_frame(true, OpCode::Close, payload);
+            let reply = frame.map_or_else(Vec::new, CloseFrame::to_payload);
+            self.write_frame(true, OpCode::Close, &reply);
             self.close_sent = true;
         }
     }

@@ -107,6 +107,18 @@ pub enum Message {
     Close(Option<CloseFrame>),
 }
 
+/// Making messages, and asking what kind a message is.
+///
+/// ```
+/// use rtwire::proto::Message;
+/// let text = Message::from("hello");
+/// assert!(text.is_text() && text.is_data());
+/// let binary = Message::from(vec![1u8, 2, 3]);
+/// assert!(binary.is_binary() && !binary.is_text());
+/// assert!(Message::Ping("p".into()).is_ping());
+/// assert!(Message::Pong("p".into()).is_pong());
+/// assert!(Message::Close(None).is_close());
+/// ```
 impl Message {
     /// A text message.
     pub fn text(text: impl Into<String>) -> Message {
@@ -121,5 +133,142 @@ impl Message {
     /// Whether this is a text or binary message.
     pub fn is_data(&self) -> bool {
         matches!(self, Message::Text(_) | Message::Binary(_))
+    }
+
+    /// Whether this is a text message.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Message::Text(_))
+    }
+
+    /// Whether this is a binary message.
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Message::Binary(_))
+    }
+
+    /// Whether this is a ping.
+    pub fn is_ping(&self) -> bool {
+        matches!(self, Message::Ping(_))
+    }
+
+    /// Whether this is a pong.
+    pub fn is_pong(&self) -> bool {
+        matches!(self, Message::Pong(_))
+    }
+
+    /// Whether this is a close frame.
+    pub fn is_close(&self) -> bool {
+        matches!(self, Message::Close(_))
+    }
+}
+
+/// The payload, whatever the kind. For a close frame that is its reason
+/// (empty without one); the code is in its [`CloseFrame`].
+///
+/// ```
+/// use rtwire::proto::close::{CloseCode, CloseFrame};
+/// use rtwire::proto::Message;
+/// let text = Message::text("κόσμε");
+/// assert_eq!(text.len(), 10); // bytes, not chars
+/// assert_eq!(text.to_text(), Some("κόσμε"));
+/// assert_eq!(text.as_bytes(), "κόσμε".as_bytes());
+///
+/// let binary = Message::binary(&b"\xff\x00"[..]);
+/// assert_eq!(binary.to_text(), None, "only a text message is text");
+/// let binary = binary.into_text().unwrap_err(); // given back as it was
+/// assert_eq!(binary.into_data(), &b"\xff\x00"[..]);
+///
+/// let close = Message::Close(Some(CloseFrame { code: CloseCode::NORMAL, reason: "bye".into() }));
+/// assert_eq!(close.as_bytes(), b"bye");
+/// assert!(Message::Close(None).is_empty());
+/// ```
+impl Message {
+    /// The payload's length in bytes; see [`as_bytes`](Self::as_bytes).
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The payload's bytes: the text's UTF-8, the data of a binary message,
+    /// ping or pong, the reason of a close frame.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(data) | Message::Ping(data) | Message::Pong(data) => data,
+            Message::Close(frame) => frame.as_ref().map_or(&[], |f| f.reason.as_bytes()),
+        }
+    }
+
+    /// The text of a text message; `None` for any other kind (a binary
+    /// message is not taken for text even when its bytes are UTF-8).
+    pub fn to_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(text) => Some(text.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The text of a text message, without a copy; any other message is
+    /// given back unchanged as the error.
+    pub fn into_text(self) -> Result<Utf8Bytes, Message> {
+        match self {
+            Message::Text(text) => Ok(text),
+            other => Err(other),
+        }
+    }
+
+    /// The payload as [`Bytes`], as [`as_bytes`](Self::as_bytes) describes
+    /// it; without a copy except for a close frame's reason.
+    pub fn into_data(self) -> Bytes {
+        match self {
+            Message::Text(text) => text.into_bytes(),
+            Message::Binary(data) | Message::Ping(data) | Message::Pong(data) => data,
+            Message::Close(frame) => frame.map_or_else(Bytes::new, |f| Bytes::from(f.reason)),
+        }
+    }
+}
+
+/// A text message.
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Message::text(text)
+    }
+}
+
+/// A text message, without a copy.
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Message::text(text)
+    }
+}
+
+/// A text message.
+impl From<Utf8Bytes> for Message {
+    fn from(text: Utf8Bytes) -> Self {
+        Message::Text(text)
+    }
+}
+
+/// A binary message.
+impl From<&[u8]> for Message {
+    fn from(data: &[u8]) -> Self {
+        Message::Binary(Bytes::copy_from_slice(data))
+    }
+}
+
+/// A binary message, without a copy.
+impl From<Vec<u8>> for Message {
+    fn from(data: Vec<u8>) -> Self {
+        Message::Binary(Bytes::from(data))
+    }
+}
+
+/// A binary message.
+impl From<Bytes> for Message {
+    fn from(data: Bytes) -> Self {
+        Message::Binary(data)
     }
 }

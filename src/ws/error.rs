@@ -12,10 +12,35 @@ use crate::proto::{ProtocolError, SendError};
 /// [`is_peer_fault`](Error::is_peer_fault) tells the peer's misbehaviour
 /// (a protocol violation, a bad handshake) from the caller's mistakes and
 /// from the transport's failures.
+///
+/// How a connection that ends without the closing handshake is reported:
+///
+/// | what happened | error |
+/// |---|---|
+/// | the peer closed the transport cleanly (TCP FIN) with no close frame | [`Error::Protocol`]`(`[`ProtocolError::AbnormalClosure`]`)`, code 1006 |
+/// | the connection was reset, or written to after the peer left | [`Error::Io`] with [`io::ErrorKind::ConnectionReset`], [`BrokenPipe`](io::ErrorKind::BrokenPipe) or [`ConnectionAborted`](io::ErrorKind::ConnectionAborted) |
+/// | the operating system gave up on the connection | [`Error::Io`] with [`io::ErrorKind::TimedOut`] |
+/// | the peer read nothing for the write timeout | [`Error::WriteTimeout`] |
+/// | the peer did not answer a keepalive ping | [`Error::Protocol`]`(`[`ProtocolError::PeerUnresponsive`]`)` |
+///
+/// [`is_disconnect`](Error::is_disconnect) is true for the first two rows.
+///
+/// ```
+/// use std::io;
+/// use rtwire::proto::ProtocolError;
+/// use rtwire::ws::Error;
+/// let reset = Error::Io(io::ErrorKind::ConnectionReset.into());
+/// assert_eq!(reset.to_string(), "connection reset by the peer");
+/// assert!(reset.is_disconnect() && !reset.is_peer_fault());
+/// let gone = Error::Protocol(ProtocolError::AbnormalClosure);
+/// assert_eq!(gone.to_string(), "the peer closed the connection without a close frame (1006 abnormal closure)");
+/// assert!(gone.is_disconnect() && gone.is_peer_fault());
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The transport failed.
+    /// The transport failed: see [`io::Error::kind`] (a reset, a broken
+    /// pipe, a timeout of the operating system's).
     Io(io::Error),
     /// The peer broke RFC 6455; the connection has been failed with
     /// [`ProtocolError::close_code`].
@@ -52,7 +77,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the remote end is to blame.
+    /// Whether the remote end is to blame. A transport failure
+    /// ([`Error::Io`]: a reset, a broken pipe) is not counted, as the network
+    /// between may have caused it; a peer that closed the transport without
+    /// a close frame is.
     pub fn is_peer_fault(&self) -> bool {
         match self {
             Error::Protocol(_)
@@ -68,12 +96,52 @@ impl Error {
             | Error::Refused(_) => false,
         }
     }
+
+    /// Whether the connection ended under the socket without a closing
+    /// handshake: the peer closed the transport without a close frame, the
+    /// connection was reset or aborted, or a write found the peer gone.
+    /// Servers often log these apart from real errors.
+    pub fn is_disconnect(&self) -> bool {
+        match self {
+            Error::Protocol(ProtocolError::AbnormalClosure) => true,
+            Error::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// What a transport failure means for the connection, for the kinds that
+/// say it; the rest are shown as the I/O error they are.
+fn io_summary(kind: io::ErrorKind) -> Option<&'static str> {
+    Some(match kind {
+        io::ErrorKind::ConnectionReset => "connection reset by the peer",
+        io::ErrorKind::ConnectionAborted => "connection aborted",
+        io::ErrorKind::BrokenPipe => "broken pipe: the peer has gone",
+        io::ErrorKind::TimedOut => "the transport timed out",
+        _ => return None,
+    })
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io(e) => write!(f, "I/O error: {e}"),
+            // The OS's wording stays available as the source.
+            Error::Io(e) => match io_summary(e.kind()) {
+                Some(summary) => f.write_str(summary),
+                None => write!(f, "I/O error: {e}"),
+            },
+            // Neither of these is a malformed frame: say what happened.
+            Error::Protocol(ProtocolError::AbnormalClosure) => f.write_str(
+                "the peer closed the connection without a close frame (1006 abnormal closure)",
+            ),
+            Error::Protocol(ProtocolError::PeerUnresponsive) => f.write_str(
+                "keepalive timed out: the peer did not answer a ping (closed with 1001)",
+            ),
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::Send(e) => write!(f, "cannot send: {e}"),
             Error::Handshake(e) => write!(f, "handshake failed: {e}"),

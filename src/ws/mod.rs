@@ -1,8 +1,11 @@
 //! The tokio front-end: [`WebSocket`] over any `AsyncRead + AsyncWrite`
 //! stream, [`accept`] for servers ([`Upgrade`] or [`accept_with_callback`]
 //! to look at the request and answer it), [`connect`] for clients
-//! ([`ConnectConfig`] for headers and timeouts), and
-//! [`WebSocket::split`] into halves for two tasks.
+//! ([`ConnectConfig`] for headers and timeouts; `wss://` with the `tls`
+//! feature), and [`WebSocket::split`] into halves for two tasks (and
+//! [`WsReader::reunite`] back). With the `futures` feature (on by
+//! default), the socket and its halves are `futures::Stream`s and
+//! `futures::Sink`s too; see [`WebSocket`]'s trait implementations.
 //!
 //! Each is a thin loop around the sans-IO [`Connection`](crate::proto::Connection):
 //! read bytes into it, hand its events to the caller, write what it queues.
@@ -15,6 +18,8 @@ mod split;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
+#[cfg(feature = "futures")]
+mod stream;
 
 pub use crate::handshake::{AcceptResponse, Rejection};
 pub use error::Error;
@@ -24,4 +29,4 @@ pub use handshake_io::{
 };
 pub use maybe_tls::MaybeTlsStream;
 pub use socket::{MemoryBudget, WebSocket};
-pub use split::{WsReader, WsWriter};
+pub use split::{ReuniteError, WsReader, WsWriter};

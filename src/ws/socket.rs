@@ -198,10 +198,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             *taken = wanted;
             return Ok(());
         }
-        let _ = self.conn.close(
-            crate::proto::CloseCode(1013),
-            "server busy: try again later",
-        );
+        let _ = self
+            .conn
+            .close(CloseCode::TRY_AGAIN_LATER, "server busy: try again later");
         Err(Error::MemoryBudget)
     }
 
@@ -238,7 +237,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// peer's close frame; `Ok(None)` once the connection is closed and the
     /// transport shut down (after a clean close handshake); `Err` when the
     /// peer broke the protocol (the connection is then failed with the
-    /// matching close code) or the transport failed.
+    /// matching close code) or the transport failed (see [`Error`] for how
+    /// each way of ending is told apart). After a protocol error or a failed
+    /// read the connection is over, and the next call returns `Ok(None)`.
     ///
     /// Cancel-safe: every byte read is kept in the connection, so dropping a
     /// pending `recv` (for example in `tokio::select!`) loses no data, and
@@ -315,7 +316,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 // the output has drained (the write above wakes us).
                 return Poll::Pending;
             }
-            if self.poll_read_input(cx)?.is_pending() {
+            let read = match self.poll_read_input(cx) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.transport_failed(e))),
+                read => read,
+            };
+            if read.is_pending() {
                 // Nothing to read for now: unless writes are still in
                 // flight, hold no buffers while waiting (they are most of
                 // what an idle connection would otherwise cost).
@@ -386,6 +391,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.conn.receive_eof();
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Reading the transport failed (a reset, say): nothing more will
+    /// arrive, so the connection ends here, and the next `recv` returns
+    /// `Ok(None)` instead of calling the same end an abnormal closure.
+    /// Input is read only once every event is out, so none is lost.
+    fn transport_failed(&mut self, error: io::Error) -> Error {
+        if !matches!(
+            error.kind(),
+            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+        ) {
+            self.conn.receive_eof();
+            // The end's own report (1006) says less than `error` does.
+            while self.conn.poll_event().is_some() {}
+        }
+        Error::Io(error)
     }
 
     /// After the connection is closed: shut the transport down when the
@@ -466,11 +487,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.has_events()
     }
 
+    /// Ready once [`feed`](Self::feed) would take a message: while
+    /// [`Config::max_write_buffer`] or more waits to be written, writes it
+    /// out until it is below the limit (the Sink's back-pressure).
+    #[cfg(feature = "futures")]
+    pub(super) fn poll_write_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let limit = self.conn.config().max_write_buffer;
+        self.poll_write_down_to(cx, limit.saturating_sub(1))
+    }
+
+    /// Starts the closing handshake with 1000 unless it was started (by
+    /// either end) or the connection failed, then flushes (the Sink's close).
+    #[cfg(feature = "futures")]
+    pub(super) fn poll_close_normal(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.state() == State::Open {
+            self.conn.close(CloseCode::NORMAL, "")?;
+        }
+        self.poll_flush(cx)
+    }
+
     /// Writes queued output until done or the transport would block,
     /// straight from the connection's buffers.
     fn poll_write_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_write_down_to(cx, 0)
+    }
+
+    /// Writes queued output until at most `keep` bytes wait or the
+    /// transport would block.
+    fn poll_write_down_to(&mut self, cx: &mut Context<'_>, keep: usize) -> Poll<Result<(), Error>> {
         // Called around every read and message: be cheap when idle.
-        while self.conn.has_output() {
+        while self.conn.buffered_output() > keep {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let io = Pin::new(&mut self.io);
             let written = match self.conn.transmit_slices(&mut slices) {

@@ -6,6 +6,7 @@
 //! replies. A stream keeps one waker per direction, so a write that would
 //! block wakes both halves (see [`WriteWakers`]), and neither is lost.
 
+use std::fmt;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
@@ -80,6 +81,36 @@ pub struct WsWriter<S> {
     shared: Arc<Shared<S>>,
 }
 
+impl<S> fmt::Debug for WsReader<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsReader").finish_non_exhaustive()
+    }
+}
+
+impl<S> fmt::Debug for WsWriter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsWriter").finish_non_exhaustive()
+    }
+}
+
+/// [`WsReader::reunite`] was given halves of two different sockets; both
+/// come back unchanged.
+pub struct ReuniteError<S>(pub WsReader<S>, pub WsWriter<S>);
+
+impl<S> fmt::Debug for ReuniteError<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReuniteError").finish_non_exhaustive()
+    }
+}
+
+impl<S> fmt::Display for ReuniteError<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the reader and the writer are halves of different sockets")
+    }
+}
+
+impl<S> std::error::Error for ReuniteError<S> {}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Splits the socket into a reader and a writer that separate tasks can
     /// own. The reader still answers pings and close frames by itself.
@@ -128,9 +159,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
     pub fn state(&self) -> State {
         lock(&self.shared.ws).state()
     }
+
+    /// Whether `writer` is the other half of the same socket.
+    pub fn is_pair_of(&self, writer: &WsWriter<S>) -> bool {
+        Arc::ptr_eq(&self.shared, &writer.shared)
+    }
+
+    /// Puts the halves back together into the socket they were split
+    /// from, as it is now (messages read, queued output and the closing
+    /// handshake's state all kept). Halves of different sockets are given
+    /// back in the error.
+    ///
+    /// ```
+    /// use rtwire::proto::{Config, Role, State};
+    /// use rtwire::ws::WebSocket;
+    /// let socket = |io| WebSocket::from_raw(io, Role::Server, Config::default(), &[]);
+    /// let (a, b) = tokio::io::duplex(1024);
+    /// let (reader_a, writer_a) = socket(a).split();
+    /// let (reader_b, writer_b) = socket(b).split();
+    /// let mixed = reader_a.reunite(writer_b).unwrap_err();
+    /// let (reader_a, writer_b) = (mixed.0, mixed.1);
+    /// let a = reader_a.reunite(writer_a).unwrap();
+    /// let b = writer_b.reunite(reader_b).unwrap();
+    /// assert_eq!((a.state(), b.state()), (State::Open, State::Open));
+    /// ```
+    pub fn reunite(self, writer: WsWriter<S>) -> Result<WebSocket<S>, ReuniteError<S>> {
+        if !self.is_pair_of(&writer) {
+            return Err(ReuniteError(self, writer));
+        }
+        drop(writer);
+        let shared = Arc::into_inner(self.shared)
+            .expect("the two halves were the only owners of their socket");
+        Ok(shared
+            .ws
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
+    /// [`WsReader::reunite`], from this side.
+    pub fn reunite(self, reader: WsReader<S>) -> Result<WebSocket<S>, ReuniteError<S>> {
+        reader.reunite(self)
+    }
+
+    /// Runs `f` on the socket with a write context that wakes both halves.
+    pub(super) fn with_socket<T>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut WebSocket<S>, &mut Context<'_>) -> T,
+    ) -> T {
+        self.shared
+            .with_socket(cx, false, |ws, _, write_cx| f(ws, write_cx))
+    }
+
     /// Sends a message and flushes it; see [`WebSocket::send`] (which
     /// also waits first while the write buffer is full).
     pub async fn send(&mut self, message: Message) -> Result<(), Error> {
@@ -148,11 +230,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| {
-            self.shared
-                .with_socket(cx, false, |ws, _, write_cx| ws.poll_flush(write_cx))
-        })
-        .await
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// The poll form of [`flush`](Self::flush): ready once everything
+    /// queued is written and the transport flushed.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with_socket(cx, |ws, write_cx| ws.poll_flush(write_cx))
     }
 
     /// Starts the closing handshake; the reader sees the peer's close and
