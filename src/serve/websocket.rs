@@ -198,7 +198,9 @@ impl Session<'_> {
                 data,
                 except_self,
             } => self.publish(&channel, data, except_self).await,
-            Command::Send { user, data } => self.publish(&format!("user:{user}"), data, false).await,
+            Command::Send { user, data } => {
+                self.publish(&format!("user:{user}"), data, false).await
+            }
         }
     }
 

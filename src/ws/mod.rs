@@ -15,11 +15,11 @@ mod handshake_io;
 mod maybe_tls;
 mod socket;
 mod split;
+#[cfg(feature = "futures")]
+mod stream;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
-#[cfg(feature = "futures")]
-mod stream;
 
 pub use crate::handshake::{AcceptResponse, Rejection};
 pub use error::Error;
