@@ -309,3 +309,56 @@ async fn sockets_sharing_a_memory_budget_cannot_hold_more_than_it_between_them()
     drop(sockets);
     assert_eq!(budget.used(), 0);
 }
+
+/// The application's own output does not stop reading (only unread pongs
+/// do): otherwise two ends that both write before they read would each
+/// wait for the other to read first, for good.
+#[test]
+fn the_applications_own_output_does_not_stop_reading() {
+    let config = Config::default().output_high_water(1024);
+    let mut server = Connection::new(Role::Server, config);
+    server
+        .send(Message::binary(vec![7u8; 200_000]))
+        .expect("under the write buffer limit");
+    assert!(server.wants_read(), "200 KB of its own output");
+    server.receive_data(&client_frame(true, 0x1, b"still heard"));
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::Message(Message::text("still heard")))
+    );
+}
+
+/// Two rtwire ends over a 4 KiB pipe, each writing 50 messages of 100 KB
+/// from one half while its other half reads: every message arrives.
+#[tokio::test]
+async fn two_ends_that_write_while_they_read_do_not_stall() {
+    let (a, b) = tokio::io::duplex(4096);
+    let a = WebSocket::from_raw(a, Role::Client, Config::default(), &[]);
+    let b = WebSocket::from_raw(b, Role::Server, Config::default(), &[]);
+    async fn exchange<S>(ws: WebSocket<S>) -> usize
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let (mut reader, mut writer) = ws.split();
+        let write = async move {
+            for i in 0..50u8 {
+                writer.send(Message::binary(vec![i; 100_000])).await.expect("send");
+            }
+        };
+        let read = async move {
+            let mut got = 0;
+            while got < 50 {
+                let message = reader.recv().await.expect("recv").expect("a message");
+                assert_eq!(message.as_bytes(), &vec![got as u8; 100_000][..]);
+                got += 1;
+            }
+            got
+        };
+        tokio::join!(write, read).1
+    }
+    let both = async { tokio::join!(exchange(a), exchange(b)) };
+    let (got_a, got_b) = tokio::time::timeout(Duration::from_secs(60), both)
+        .await
+        .expect("the two ends stalled each other");
+    assert_eq!((got_a, got_b), (50, 50));
+}

@@ -25,10 +25,11 @@
 //!   `error.close_code()` (nothing for 1006) — masked by a client,
 //!   unmasked by a server; bytes seen queued are the bytes later taken;
 //! - back-pressure: `buffered_output()` is exactly the queued bytes; a pong
-//!   is only queued while at most `output_high_water` is buffered, so
-//!   `buffered_output()` stays within the bound of [`Bounds`]; while the
-//!   output is above the mark, input given is held (the input buffer grows
-//!   by exactly it) and makes no event and no output; `send` fails with
+//!   is only queued while the pongs queued since the output was last empty
+//!   are at most `output_high_water`, so `buffered_output()` stays within
+//!   the bound of [`Bounds`]; while those pongs are above the mark, input
+//!   given is held (the input buffer grows by exactly it) and makes no
+//!   event and no output; the application's own output never holds input; `send` fails with
 //!   `WriteBufferFull` exactly when `max_write_buffer` or more is queued,
 //!   and queues nothing then;
 //! - every close code written is allowed on the wire;
@@ -440,20 +441,20 @@ pub struct Outcome {
 
 /// What `buffered_output()` may reach, from the frames queued so far.
 ///
-/// A pong is only queued while at most `output_high_water` (H) is
-/// buffered (input is not processed above it), and `send` only queues
-/// while less than `max_write_buffer` (W) is. Close frames (one per
+/// A pong is only queued while at most `output_high_water` (H) of pongs
+/// were queued since the output was last empty (input is not processed
+/// above it), and `send` only queues while less than `max_write_buffer`
+/// (W) is buffered. Close frames (one per
 /// connection, at most 2 + 125 bytes plus the masking key), keepalive
 /// pings, and the pongs answering input held until the transport ended
 /// are queued whatever is buffered. So at any time
 ///
 /// ```text
-/// buffered_output() <= max(H + largest pong, W - 1 + largest sent) + unconditional
+/// buffered_output() <= (H + largest pong) + (W - 1 + largest sent) + unconditional
 /// ```
 ///
 /// where a term counts only once such a frame was queued and
-/// `unconditional` sums all frames of the last kind. When W - 1 <= H this
-/// is H plus the largest single frame, plus the close frame.
+/// `unconditional` sums all frames of the last kind.
 #[derive(Default)]
 struct Bounds {
     /// The largest pong the connection queued while processing input.
@@ -627,6 +628,9 @@ struct Model {
     results: Vec<Result<(), SendError>>,
     app_while_held: bool,
     bounds: Bounds,
+    /// Bytes of the pongs queued since the output was last empty: input
+    /// is held while they are above the high-water mark.
+    pongs_since_drain: usize,
     keepalive: Option<KeepaliveModel>,
     /// The last `handle_timeout` must have failed the connection.
     keepalive_fail_due: bool,
@@ -684,6 +688,19 @@ impl Model {
         2 + 125 + if self.role == Role::Client { 4 } else { 0 }
     }
 
+    /// Output was taken: once none is left, every pong queued was written.
+    fn note_taken(&mut self, conn: &Connection) {
+        if conn.buffered_output() == 0 {
+            self.pongs_since_drain = 0;
+        }
+    }
+
+    /// Input is held back: the pongs queued since the output was last
+    /// empty are above the high-water mark.
+    fn pongs_above_mark(&self) -> bool {
+        self.pongs_since_drain > self.config.output_high_water
+    }
+
     /// See [`Bounds`].
     fn check_bound(&self, buffered: usize) {
         let b = &self.bounds;
@@ -697,7 +714,7 @@ impl Model {
         } else {
             0
         };
-        let bound = pongs.max(sent) + b.unconditional;
+        let bound = pongs + sent + b.unconditional;
         assert!(
             buffered <= bound,
             "{buffered} bytes buffered, over the bound {bound}: high water {}, write buffer {}, \
@@ -810,6 +827,7 @@ pub fn run(session: &Session) -> Outcome {
         results: Vec::new(),
         app_while_held: false,
         bounds: Bounds::default(),
+        pongs_since_drain: 0,
         keepalive: session.keepalive.map(|k| {
             let (interval, timeout) = k.millis();
             KeepaliveModel {
@@ -849,6 +867,7 @@ pub fn run(session: &Session) -> Outcome {
                 let (slots, step) = slices_and_step(m.writes);
                 let out = write_slices(&mut conn, slots, step, usize::from(*n));
                 m.stream.take(&out);
+                m.note_taken(&conn);
             }
             Action::Tick(ms) => tick(&mut conn, &mut m, *ms),
         }
@@ -906,7 +925,7 @@ enum Input<'b> {
 fn feed(conn: &mut Connection, m: &mut Model, input: Input) -> Option<Event> {
     let high_water = m.config.output_high_water;
     let before = conn.buffered_output();
-    let above = conn.wants_input() && before > high_water;
+    let above = conn.wants_input() && m.pongs_above_mark();
     let had_events = conn.has_events();
     let held_before = conn.input_buffer().len();
     let mut event = None;
@@ -969,12 +988,14 @@ fn feed(conn: &mut Connection, m: &mut Model, input: Input) -> Option<Event> {
                         m.bounds.unconditional += len;
                     } else {
                         assert!(
-                            at <= high_water,
-                            "a pong queued with {at} bytes buffered, above the high-water mark \
-                             {high_water}"
+                            m.pongs_since_drain <= high_water,
+                            "a pong queued with {} bytes of pongs unwritten since the output \
+                             drained, above the high-water mark {high_water}",
+                            m.pongs_since_drain
                         );
                         m.bounds.largest_pong = m.bounds.largest_pong.max(len);
                     }
+                    m.pongs_since_drain += len;
                 }
                 CLOSE => {
                     assert!(
@@ -1004,6 +1025,7 @@ fn settle(conn: &mut Connection, m: &mut Model, action: &Action) {
         if m.reading && conn.has_output() {
             let out = take_all(conn, m.writes);
             m.stream.take(&out);
+            m.note_taken(conn);
             continue;
         }
         break;
@@ -1477,8 +1499,9 @@ fn check_queries(conn: &mut Connection, m: &Model) {
     assert_eq!(conn.wants_input(), !m.input_done, "wants_input");
     assert_eq!(
         conn.wants_read(),
-        !m.input_done && queued <= m.config.output_high_water,
-        "wants_read with {queued} bytes queued"
+        !m.input_done && !m.pongs_above_mark(),
+        "wants_read with {queued} bytes queued, {} of pongs since it drained",
+        m.pongs_since_drain
     );
     let close_transport = m.failed || (m.role == Role::Server && m.close_sent && m.close_received);
     assert_eq!(

@@ -16,10 +16,11 @@
 //! - [`should_close_transport`](Connection::should_close_transport) after
 //!   writing: when true, close the transport;
 //! - [`wants_read`](Connection::wants_read) before reading: false while the
-//!   output waiting to be written is above
-//!   [`Config::output_high_water`], so a peer that sends but never reads
-//!   (pings whose pongs pile up, messages an echo answers) is slowed down
-//!   to the pace at which it reads, instead of growing the output;
+//!   pongs queued since the output last drained are above
+//!   [`Config::output_high_water`], so a peer that pings but never reads
+//!   is slowed down to the pace at which it reads, instead of growing the
+//!   output (what the application queues is bounded by
+//!   [`Config::max_write_buffer`] instead);
 //! - [`handle_timeout`](Connection::handle_timeout) when the instant from
 //!   [`poll_timeout`](Connection::poll_timeout) has passed, if keepalive
 //!   is on ([`Config::keepalive`]). Time is passed in, never read.
@@ -70,10 +71,14 @@ pub struct Config {
     /// The largest message accepted, summed over its fragments; larger fails
     /// with 1009. Default 64 MiB.
     pub max_message_size: usize,
-    /// While more output than this waits to be written, no more input is
-    /// processed and [`Connection::wants_read`] is false: what the peer
-    /// sends is answered (pongs, close replies, an application's echoes)
-    /// only as fast as the peer reads the answers. Default 64 KiB.
+    /// While the pongs queued since the output last drained (the answers
+    /// the peer's pings made this end queue by itself) exceed this, no
+    /// more input is processed and [`Connection::wants_read`] is false: a
+    /// peer that pings and never reads is answered only as fast as it
+    /// reads the answers. The application's own output does not count:
+    /// [`Config::max_write_buffer`] bounds that, and counting it would let
+    /// two ends that both write before they read stop reading each other
+    /// for good. Default 64 KiB.
     pub output_high_water: usize,
     /// [`Connection::send`] fails with [`SendError::WriteBufferFull`] while
     /// at least this much output waits to be written: a caller that queues
@@ -226,6 +231,9 @@ pub struct Connection {
     transmit: VecDeque<Bytes>,
     /// Bytes in `transmit`, so the pending output is known without a walk.
     transmit_len: usize,
+    /// Bytes of the pongs queued since the output was last empty; see
+    /// [`Config::output_high_water`].
+    pongs_since_drain: usize,
     /// permessage-deflate, when negotiated.
     deflate: Option<Codec>,
     keepalive: KeepaliveState,
@@ -262,6 +270,7 @@ impl Connection {
             output_peak: 0,
             transmit: VecDeque::new(),
             transmit_len: 0,
+            pongs_since_drain: 0,
             deflate: None,
             keepalive: KeepaliveState::default(),
         }
@@ -307,7 +316,7 @@ impl Connection {
     }
 
     /// Whether the transport should be read now: input is wanted and the
-    /// output waiting to be written is at most
+    /// pongs queued since the output last drained are at most
     /// [`Config::output_high_water`]. While false, write the output first;
     /// bytes already received are processed (and their events appear in
     /// [`poll_event`](Self::poll_event)) once it has drained. Bytes given
@@ -329,7 +338,15 @@ impl Connection {
     }
 
     fn output_blocked(&self) -> bool {
-        self.buffered_output() > self.config.output_high_water
+        self.pongs_since_drain > self.config.output_high_water
+    }
+
+    /// Output was taken: once none is left, the pongs queued before were
+    /// all written.
+    fn note_taken(&mut self) {
+        if !self.has_output() {
+            self.pongs_since_drain = 0;
+        }
     }
 
     // ----- input -----
@@ -432,7 +449,7 @@ impl Connection {
     /// that preceded a protocol error, as Autobahn's strict cases expect).
     pub fn poll_event(&mut self) -> Option<Event> {
         if self.events.is_empty() && !self.input.is_empty() {
-            // Input held back while the output was above the high-water
+            // Input held back while the pongs were above the high-water
             // mark: go on with it now that the output has drained.
             self.process();
         }
@@ -611,7 +628,9 @@ impl Connection {
                 // MUST send a Pong frame in response", with the same payload,
                 // unless it has already sent a close frame.
                 if !self.close_sent {
+                    let before = self.buffered_output();
                     self.write_frame(true, OpCode::Pong, &payload);
+                    self.pongs_since_drain += self.buffered_output() - before;
                 }
                 self.emit(Message::Ping(payload));
             }
@@ -843,15 +862,16 @@ impl Connection {
     /// The next chunk of bytes to write to the transport, in order. Call
     /// after every verb until `None`.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if let Some(chunk) = self.transmit.pop_front() {
-            self.transmit_len -= chunk.len();
-            return Some(chunk);
-        }
-        if self.output.is_empty() {
-            None
-        } else {
-            Some(self.output.split().freeze())
-        }
+        let chunk = match self.transmit.pop_front() {
+            Some(chunk) => {
+                self.transmit_len -= chunk.len();
+                chunk
+            }
+            None if self.output.is_empty() => return None,
+            None => self.output.split().freeze(),
+        };
+        self.note_taken();
+        Some(chunk)
     }
 
     /// The queued output, borrowed instead of taken: fills `slices` with the
@@ -891,7 +911,12 @@ impl Connection {
     ///
     /// If fewer than `n` bytes are queued: the caller wrote bytes it was
     /// never given.
-    pub fn advance_transmit(&mut self, mut n: usize) {
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.advance_output(n);
+        self.note_taken();
+    }
+
+    fn advance_output(&mut self, mut n: usize) {
         while n > 0 {
             match self.transmit.front_mut() {
                 Some(front) if n >= front.len() => {

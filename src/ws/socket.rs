@@ -32,8 +32,8 @@ const MAX_IOVECS: usize = 16;
 /// `Ok(None)` to see the connection through to its end.
 ///
 /// Bounded against a peer that sends but does not read: while more than
-/// [`Config::output_high_water`] waits to be written, `recv` stops reading
-/// the transport, and [`send`](Self::send) waits (and
+/// [`Config::output_high_water`] of pongs waits to be written, `recv`
+/// stops reading the transport, and [`send`](Self::send) waits (and
 /// [`feed`](Self::feed) fails) past [`Config::max_write_buffer`]. With a
 /// [write timeout](Self::set_write_timeout), a peer that accepts no bytes
 /// for that long fails the socket with [`Error::WriteTimeout`].
