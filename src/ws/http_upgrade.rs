@@ -16,6 +16,10 @@
 //! gets [`HandshakeError::to_http_response`]. To look at the request and
 //! answer it yourself, use [`HttpUpgrade`].
 //!
+//! The upgrade is RFC 6455's, over HTTP/1.1: a request that reached the
+//! framework over HTTP/2 (RFC 8441's extended `CONNECT`) is answered with
+//! 505, as rtwire's own parser answers a major version other than 1.
+//!
 //! ```
 //! use rtwire::proto::deflate::DeflateConfig;
 //! use rtwire::ws::{http_upgrade, AcceptConfig};
@@ -99,7 +103,7 @@ pub fn accept<B>(
 /// assert_eq!(upgrade.request().query(), Some("room=1"));
 /// assert_eq!(upgrade.offered_protocols(), ["v2", "v1"]);
 /// if upgrade.request().headers.get("authorization").is_none() {
-///     let refusal = upgrade.reject(&Rejection::new(401).body("who?\n"))?;
+///     let refusal = upgrade.reject(Rejection::new(401).body("who?\n"))?;
 ///     assert_eq!(refusal.status(), 401);
 ///     assert_eq!(refusal.body(), b"who?\n");
 /// }
@@ -181,7 +185,7 @@ impl HttpUpgrade {
 
     /// The application's own refusal as a response;
     /// [`Rejection::to_http_response`].
-    pub fn reject(self, rejection: &Rejection) -> Result<http::Response<Vec<u8>>, HandshakeError> {
+    pub fn reject(self, rejection: Rejection) -> Result<http::Response<Vec<u8>>, HandshakeError> {
         rejection.to_http_response()
     }
 }
@@ -748,7 +752,7 @@ mod tests {
         let no = Rejection::new(401)
             .header("WWW-Authenticate", "Bearer realm=\"x\"")
             .body("who?\n");
-        let answer = upgrade.reject(&no).unwrap();
+        let answer = upgrade.reject(no).unwrap();
         assert_eq!(answer.status(), 401);
         assert_eq!(answer.headers()["www-authenticate"], "Bearer realm=\"x\"");
         assert_eq!(answer.headers()["connection"], "close");
