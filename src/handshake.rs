@@ -135,6 +135,10 @@ pub enum HandshakeError {
     /// Server: the application rejected a request with a status that is not
     /// in 200..=599. The caller's mistake.
     InvalidRejectionStatus(u16),
+    /// Client: an `http::Request` given as the description of an upgrade
+    /// cannot be sent as one (not `GET`, not HTTP/1.1); the reason is given.
+    /// The caller's mistake.
+    BadClientRequest(&'static str),
 }
 
 impl HandshakeError {
@@ -152,7 +156,8 @@ impl HandshakeError {
             | HandshakeError::InvalidHeaderName(_)
             | HandshakeError::InvalidHeaderValue(_)
             | HandshakeError::ReservedHeader(_)
-            | HandshakeError::InvalidRejectionStatus(_) => 500,
+            | HandshakeError::InvalidRejectionStatus(_)
+            | HandshakeError::BadClientRequest(_) => 500,
             _ => 400,
         }
     }
@@ -173,6 +178,7 @@ impl HandshakeError {
                 | HandshakeError::InvalidHeaderValue(_)
                 | HandshakeError::ReservedHeader(_)
                 | HandshakeError::InvalidRejectionStatus(_)
+                | HandshakeError::BadClientRequest(_)
         )
     }
 
@@ -195,17 +201,7 @@ impl HandshakeError {
     /// ```
     pub fn response(&self) -> Vec<u8> {
         let status = self.status();
-        let mut headers = vec![("Content-Type", "text/plain")];
-        if status == 426 {
-            // RFC 7231 §6.5.15: a 426 MUST carry Upgrade, and RFC 7230 §6.7 then
-            // requires `upgrade` in Connection. RFC 6455 §4.2.2: name the
-            // version we support.
-            headers.push(("Connection", "Upgrade, close"));
-            headers.push(("Upgrade", "websocket"));
-            headers.push(("Sec-WebSocket-Version", "13"));
-        } else {
-            headers.push(("Connection", "close"));
-        }
+        let headers = self.response_headers();
         let body = format!("{self}\n");
         let mut out = Vec::with_capacity(160 + body.len());
         http::write_response(
@@ -216,6 +212,24 @@ impl HandshakeError {
             body.as_bytes(),
         );
         out
+    }
+}
+
+impl HandshakeError {
+    /// The headers of [`response`](Self::response), but for the body's length.
+    pub(crate) fn response_headers(&self) -> Vec<(&'static str, &'static str)> {
+        let mut headers = vec![("Content-Type", "text/plain")];
+        if self.status() == 426 {
+            // RFC 7231 §6.5.15: a 426 MUST carry Upgrade, and RFC 7230 §6.7 then
+            // requires `upgrade` in Connection. RFC 6455 §4.2.2: name the
+            // version we support.
+            headers.push(("Connection", "Upgrade, close"));
+            headers.push(("Upgrade", "websocket"));
+            headers.push(("Sec-WebSocket-Version", "13"));
+        } else {
+            headers.push(("Connection", "close"));
+        }
+        headers
     }
 }
 
@@ -274,6 +288,9 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::InvalidRejectionStatus(s) => {
                 write!(f, "rejection status {s} is not in 200..=599")
+            }
+            HandshakeError::BadClientRequest(why) => {
+                write!(f, "request cannot describe a WebSocket upgrade: {why}")
             }
         }
     }
@@ -528,6 +545,50 @@ pub fn accept_upgrade(
     response: &AcceptResponse,
     extensions_answer: Option<&str>,
 ) -> Result<Accepted, HandshakeError> {
+    let head = answer_101(up, hook, response, extensions_answer)?;
+    let mut bytes = Vec::with_capacity(160);
+    http::write_response(&mut bytes, 101, "Switching Protocols", &head.headers(), b"");
+    Ok(Accepted {
+        response: bytes,
+        protocol: head.protocol,
+    })
+}
+
+/// The checked content of a 101 answer, before it is written in any form
+/// (bytes here, an `http::Response` with the `http` feature).
+pub(crate) struct Answer101<'a> {
+    accept: String,
+    pub(crate) protocol: Option<String>,
+    extensions: Option<&'a str>,
+    extra: &'a [(String, String)],
+}
+
+impl Answer101<'_> {
+    /// The 101's headers, in the order they are sent.
+    pub(crate) fn headers(&self) -> Vec<(&str, &str)> {
+        let mut headers = vec![
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", self.accept.as_str()),
+        ];
+        if let Some(p) = &self.protocol {
+            headers.push(("Sec-WebSocket-Protocol", p));
+        }
+        if let Some(ext) = self.extensions {
+            headers.push(("Sec-WebSocket-Extensions", ext));
+        }
+        headers.extend(self.extra.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        headers
+    }
+}
+
+/// [`accept_upgrade`]'s checks and choices, without writing anything.
+pub(crate) fn answer_101<'a>(
+    up: &UpgradeRequest,
+    hook: &dyn ServerHook,
+    response: &'a AcceptResponse,
+    extensions_answer: Option<&'a str>,
+) -> Result<Answer101<'a>, HandshakeError> {
     let protocol = match &response.protocol {
         Some(p) => Some(p.clone()),
         None => {
@@ -544,29 +605,11 @@ pub fn accept_upgrade(
     for (name, value) in &response.headers {
         check_header(name, value, RESERVED_IN_101)?;
     }
-    let accept = accept_key(&up.key);
-    let mut headers = vec![
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Accept", accept.as_str()),
-    ];
-    if let Some(p) = &protocol {
-        headers.push(("Sec-WebSocket-Protocol", p));
-    }
-    if let Some(ext) = extensions_answer {
-        headers.push(("Sec-WebSocket-Extensions", ext));
-    }
-    headers.extend(
-        response
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str())),
-    );
-    let mut bytes = Vec::with_capacity(160);
-    http::write_response(&mut bytes, 101, "Switching Protocols", &headers, b"");
-    Ok(Accepted {
-        response: bytes,
+    Ok(Answer101 {
+        accept: accept_key(&up.key),
         protocol,
+        extensions: extensions_answer,
+        extra: &response.headers,
     })
 }
 
@@ -744,6 +787,27 @@ impl Rejection {
     /// [`ReservedHeader`](HandshakeError::ReservedHeader): the
     /// application's mistakes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, HandshakeError> {
+        let (headers, body) = self.checked_parts()?;
+        let status = self.status;
+        let mut out = Vec::with_capacity(128 + self.body.len());
+        http::write_response(
+            &mut out,
+            status,
+            http::reason_phrase(status),
+            &headers,
+            body,
+        );
+        Ok(out)
+    }
+}
+
+/// Header names and values, in order.
+pub(crate) type HeaderPairs<'a> = Vec<(&'a str, &'a str)>;
+
+impl Rejection {
+    /// The checked headers (with `Connection: close`) and body of the
+    /// response, but for the body's length.
+    pub(crate) fn checked_parts(&self) -> Result<(HeaderPairs<'_>, &[u8]), HandshakeError> {
         if !(200..=599).contains(&self.status) {
             return Err(HandshakeError::InvalidRejectionStatus(self.status));
         }
@@ -756,22 +820,13 @@ impl Rejection {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         headers.push(("Connection", "close"));
-        let status = self.status;
-        let mut out = Vec::with_capacity(128 + self.body.len());
         // 204 and 304 carry no body (RFC 7230 §3.3.3).
-        let body = if status == 204 || status == 304 {
+        let body = if self.status == 204 || self.status == 304 {
             &[][..]
         } else {
             &self.body[..]
         };
-        http::write_response(
-            &mut out,
-            status,
-            http::reason_phrase(status),
-            &headers,
-            body,
-        );
-        Ok(out)
+        Ok((headers, body))
     }
 }
 
@@ -2345,6 +2400,7 @@ mod tests {
             HandshakeError::InvalidRejectionStatus(101),
             HandshakeError::ProtocolNotOffered("x".into()),
             HandshakeError::BadUrl("invalid port"),
+            HandshakeError::BadClientRequest("method must be GET"),
             HandshakeError::TlsNotSupported,
         ];
         for e in errs {

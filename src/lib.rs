@@ -13,7 +13,8 @@
 //! - [`ws`]: [`ws::WebSocket`] over any tokio stream, [`ws::accept`]
 //!   ([`ws::Upgrade`] to see the request and answer it), [`ws::connect`]
 //!   ([`ws::ConnectConfig`] for headers and timeouts), and
-//!   [`ws::WebSocket::split`].
+//!   [`ws::WebSocket::split`]; with the feature `http`, `ws::http_upgrade`
+//!   for upgrades inside hyper or axum.
 //! - `hub` (feature `hub`): channels with ids, history, resumable
 //!   subscriptions.
 //! - `serve` (feature `serve`): the HTTP/1.1 server of `rtwire serve`, with
@@ -25,6 +26,7 @@
 //! | --- | --- | --- |
 //! | *(none)* | `http`, `handshake`, `proto`, `ws`: the WebSocket library | tokio (`net`, `io-util`, `time`), bytes, sha1, base64, rand, flate2 |
 //! | `futures` *(default)* | `futures::Stream` and `futures::Sink` for [`ws::WebSocket`] and its split halves | futures-core, futures-sink |
+//! | `http` *(default)* | `ws::http_upgrade`: upgrade an `http::Request` inside hyper or axum, connect with an `http::Request` | http |
 //! | `hub` | the pub/sub hub, `rtwire::hub` | tokio's `sync` |
 //! | `serve` | `rtwire serve` as a library, `rtwire::serve`; implies `hub` | hmac, sha2, rustix, tracing; tokio's `rt` and `macros` |
 //! | `cli` *(default)* | the `rtwire` binary; implies `serve` | clap, tracing-subscriber; tokio's `rt-multi-thread` and `signal` |

@@ -5,13 +5,18 @@
 //! feature), and [`WebSocket::split`] into halves for two tasks (and
 //! [`WsReader::reunite`] back). With the `futures` feature (on by
 //! default), the socket and its halves are `futures::Stream`s and
-//! `futures::Sink`s too; see [`WebSocket`]'s trait implementations.
+//! `futures::Sink`s too; see [`WebSocket`]'s trait implementations. With
+//! the `http` feature (on by default), `http_upgrade` upgrades an
+//! `http::Request` inside hyper or axum.
 //!
 //! Each is a thin loop around the sans-IO [`Connection`](crate::proto::Connection):
 //! read bytes into it, hand its events to the caller, write what it queues.
 
 mod error;
 mod handshake_io;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http_upgrade;
 mod maybe_tls;
 mod socket;
 mod split;
