@@ -171,7 +171,10 @@ async fn close<S>(mut socket: ws::WebSocket<S>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    socket.close(CloseCode::NORMAL, "bye").await.unwrap();
+    tokio::time::timeout(WAIT, socket.close(CloseCode::NORMAL, "bye"))
+        .await
+        .expect("the close frame written within the deadline")
+        .unwrap();
     let reply = next(&mut socket).await;
     assert!(
         reply.as_ref().is_some_and(Message::is_close),
