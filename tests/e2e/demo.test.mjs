@@ -6,13 +6,25 @@
 // `rtwire serve --port 0`, reads the port from its "listening on" line,
 // drives the page with playwright-core and Debian's /usr/bin/chromium, and
 // publishes with a plain HTTP POST from Node. Screenshots go to
-// tests/e2e/artifacts/. `tests/e2e/run` installs what is missing and runs it.
+// tests/e2e/artifacts/. `tests/e2e/run` installs what is missing and runs it,
+// twice: over http, then over https.
+//
+// Over https: with RTWIRE_E2E_TLS_CERT and RTWIRE_E2E_TLS_KEY (PEM files of
+// a certificate for 127.0.0.1 and its key, made at run time by
+// `tests/e2e/run`), the server is started with --tls-cert/--tls-key, the page
+// is loaded from https://, and its WebSocket must use wss://. Node's own
+// requests trust the test CA through NODE_EXTRA_CA_CERTS (set by the run
+// script). Chromium is told to accept exactly this certificate's key
+// (--ignore-certificate-errors-spki-list): Debian's Chromium reads its trust
+// store from an NSS database, which needs certutil (not installed here) to
+// add a CA to; pinning the one key keeps every other certificate error an
+// error, unlike --ignore-certificate-errors.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -24,6 +36,23 @@ const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = join(HERE, 'artifacts');
 /** Every wait in this file is bounded by this. */
 const WAIT_MS = 15_000;
+
+/** Set for the https run: the certificate and key the server presents. */
+const TLS_CERT = process.env.RTWIRE_E2E_TLS_CERT;
+const TLS_KEY = process.env.RTWIRE_E2E_TLS_KEY;
+if (Boolean(TLS_CERT) !== Boolean(TLS_KEY)) {
+  throw new Error('set both RTWIRE_E2E_TLS_CERT and RTWIRE_E2E_TLS_KEY, or neither');
+}
+const HTTP_SCHEME = TLS_CERT ? 'https' : 'http';
+const WS_SCHEME = TLS_CERT ? 'wss' : 'ws';
+/** Screenshots of the two runs side by side. */
+const SHOT_PREFIX = TLS_CERT ? 'https-' : '';
+
+/** base64(SHA-256(SubjectPublicKeyInfo)) of the certificate, as Chromium pins keys. */
+function spkiPin(certPem) {
+  const spki = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('base64');
+}
 
 /** The page's <option> values and what #status says once connected. */
 const TRANSPORTS = [
@@ -50,16 +79,18 @@ function within(ms, promise, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Starts `rtwire serve --port 0` and resolves with its base URL. */
+/** Starts `rtwire serve --port 0` (with TLS for the https run) and resolves with its base URL. */
 function startServer() {
-  server = spawn(BIN, ['serve', '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = ['serve', '--port', '0'];
+  if (TLS_CERT) args.push('--tls-cert', TLS_CERT, '--tls-key', TLS_KEY);
+  server = spawn(BIN, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   serverExit = new Promise((ok) => server.once('exit', (code, signal) => ok({ code, signal })));
   const listening = new Promise((ok, fail) => {
     server.once('error', (e) => fail(new Error(`cannot start ${BIN}: ${e.message}`)));
     server.stderr.setEncoding('utf8');
     server.stderr.on('data', (chunk) => {
       serverLog += chunk;
-      const m = serverLog.match(/rtwire serve: listening on (http:\/\/\S+) \(epoch/);
+      const m = serverLog.match(/rtwire serve: listening on (https?:\/\/\S+) \(epoch/);
       if (m) ok(m[1].replace(/\/$/, ''));
     });
     serverExit.then(({ code, signal }) =>
@@ -101,6 +132,14 @@ async function openDemo() {
   context.setDefaultTimeout(WAIT_MS);
   const page = await context.newPage();
   const problems = [];
+  const sockets = []; // URLs of the WebSockets the page opened
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  page.on('request', (r) => {
+    // On an https page everything, the EventSource and fetches included,
+    // must stay on https (Chromium would block mixed content anyway).
+    const scheme = new URL(r.url()).protocol.replace(':', '');
+    if (![HTTP_SCHEME, WS_SCHEME].includes(scheme)) problems.push(`${r.method()} ${r.url()}: not ${HTTP_SCHEME}`);
+  });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     // Failed loads are reported below with their URL.
@@ -121,7 +160,7 @@ async function openDemo() {
   });
   const response = await page.goto(`${base}/`, { timeout: WAIT_MS });
   assert.equal(response.status(), 200, 'GET /');
-  return { page, context, problems };
+  return { page, context, problems, sockets };
 }
 
 /** Picks the transport and room, clicks Connect, waits for #status. */
@@ -163,7 +202,9 @@ async function waitForMessage(page, text) {
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   base = await startServer();
-  assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/, 'listens on 127.0.0.1 only');
+  const expected = new RegExp(`^${HTTP_SCHEME}://127\\.0\\.0\\.1:\\d+$`);
+  assert.match(base, expected, `listens on 127.0.0.1 only, over ${HTTP_SCHEME}`);
+  const tlsArgs = TLS_CERT ? [`--ignore-certificate-errors-spki-list=${spkiPin(readFileSync(TLS_CERT))}`] : [];
   browser = await within(WAIT_MS, chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -171,6 +212,7 @@ before(async () => {
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...tlsArgs,
     ],
   }), `Chromium (${CHROMIUM}) to start`);
 });
@@ -185,8 +227,9 @@ after(async () => {
 });
 
 for (const transport of TRANSPORTS) {
-  test(`demo page receives a published message via ${transport.value}`, { timeout: 4 * WAIT_MS }, async () => {
-    const { page, context, problems } = await openDemo();
+  const name = `demo page over ${HTTP_SCHEME} receives a published message via ${transport.value}`;
+  test(name, { timeout: 4 * WAIT_MS }, async () => {
+    const { page, context, problems, sockets } = await openDemo();
     try {
       const room = `e2e-${transport.value}-${unique()}`;
       await connect(page, transport, room, `e2e-${transport.value}`);
@@ -202,15 +245,20 @@ for (const transport of TRANSPORTS) {
       // on load) has overwritten the status.
       await waitForStatus(page, `connected via ${transport.label}`);
       assert.deepEqual(problems, [], 'errors in the page');
+      if (transport.value === 'websocket') {
+        assert.ok(sockets.length > 0, 'the page opened no WebSocket');
+        for (const url of sockets) assert.ok(url.startsWith(`${WS_SCHEME}://`), `WebSocket to ${url}`);
+      }
     } finally {
-      await page.screenshot({ path: join(ARTIFACTS, `${transport.value}.png`), timeout: WAIT_MS })
+      const path = join(ARTIFACTS, `${SHOT_PREFIX}${transport.value}.png`);
+      await page.screenshot({ path, timeout: WAIT_MS })
         .catch(() => {});
       await context.close().catch(() => {});
     }
   });
 }
 
-test('one message reaches all four transports at once, with the same id', { timeout: 4 * WAIT_MS }, async () => {
+test(`over ${HTTP_SCHEME}, one message reaches all four transports at once, with the same id`, { timeout: 4 * WAIT_MS }, async () => {
   const room = `e2e-all-${unique()}`;
   const pages = [];
   try {
