@@ -42,6 +42,7 @@ fn profile_dir() -> PathBuf {
 fn feature_args() -> Vec<String> {
     let on = [
         ("futures", cfg!(feature = "futures")),
+        ("http", cfg!(feature = "http")),
         ("hub", cfg!(feature = "hub")),
         ("serve", cfg!(feature = "serve")),
         ("tls", cfg!(feature = "tls")),
@@ -51,8 +52,8 @@ fn feature_args() -> Vec<String> {
     let names: Vec<&str> = on.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
     if names.len() == on.len() {
         vec!["--all-features".into()]
-    } else if names == ["futures", "hub", "serve", "tls", "cli"] {
-        vec![] // default = ["cli", "futures"], and cli brings serve, hub, tls
+    } else if names == ["futures", "http", "hub", "serve", "tls", "cli"] {
+        vec![] // default = ["cli", "futures", "http"], and cli brings serve, hub, tls
     } else {
         let list = names.join(",");
         vec!["--no-default-features".into(), "--features".into(), list]

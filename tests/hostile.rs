@@ -342,7 +342,10 @@ async fn two_ends_that_write_while_they_read_do_not_stall() {
         let (mut reader, mut writer) = ws.split();
         let write = async move {
             for i in 0..50u8 {
-                writer.send(Message::binary(vec![i; 100_000])).await.expect("send");
+                writer
+                    .send(Message::binary(vec![i; 100_000]))
+                    .await
+                    .expect("send");
             }
         };
         let read = async move {
