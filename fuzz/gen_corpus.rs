@@ -213,6 +213,8 @@ fn http_head_seeds(root: &Path) {
         "ws://localhost:9001/",
         "ws://[::1]:9001/echo?x=1",
         "ws://127.0.0.1/a/b?c=d&e",
+        "wss://example.com/live",
+        "wss://[::1]:8443/",
     ];
     for (i, url_text) in urls.iter().enumerate() {
         out.write(&format!("url-{i}"), format!("{url_text}\n").as_bytes());

@@ -284,7 +284,8 @@ fn check_url(data: &[u8]) {
     };
     assert_ne!(url.port, 0);
     assert!(url.resource.starts_with('/'));
-    let again = format!("ws://{}{}", url.host_header(), url.resource);
+    let scheme = if url.secure { "wss" } else { "ws" };
+    let again = format!("{scheme}://{}{}", url.host_header(), url.resource);
     assert_eq!(
         WsUrl::parse(&again).as_ref(),
         Ok(&url),
