@@ -354,9 +354,12 @@ class Row:
     def left(self, until=None, settle=1.0):
         """The attacker has closed everything. Waits until the server's
         descriptors are back to the baseline (and `until()` holds, if
-        given), then `settle` s more for RSS, at most `after` s in all."""
+        given), then for RSS to hold still for `settle` s, but no sooner
+        than `min_after` s after the attacker left (the binaries hand
+        freed pages back every 10 s), at most `after` s in all."""
         self.t_left = time.monotonic()
         limit = self.t_left + self.h.after
+        earliest = self.t_left + self.h.min_after
         base_fds = self.before[2]
         while time.monotonic() < limit and self.server.alive():
             fds = proc_fds(self.pid)
@@ -377,7 +380,8 @@ class Row:
                     break
                 recent = [(t, v) for t, v in recent if now - t <= settle] + [(now, kb)]
                 values = [v for _, v in recent]
-                if now - recent[0][0] >= settle * 0.95 and max(values) - min(values) < 1024:
+                still = now - recent[0][0] >= settle * 0.95 and max(values) - min(values) < 1024
+                if still and now >= earliest:
                     break
                 time.sleep(0.1)
         self.after = self._sample_now()
@@ -485,9 +489,10 @@ def table(rows):
 
 
 class Harness:
-    def __init__(self, binary, after, serve_args, echo_args, params, budget):
+    def __init__(self, binary, after, serve_args, echo_args, params, budget, min_after=0.0):
         self.binary = binary
-        self.after = after
+        self.after = max(after, min_after + 2)
+        self.min_after = min_after
         self.serve_args = serve_args
         self.echo_args = echo_args
         self.p = params
