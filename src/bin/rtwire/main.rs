@@ -16,9 +16,11 @@ use clap::Parser;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 use cli::{Cli, Command};
-use system::with_allocator_trim;
+use system::{tune_allocator, with_allocator_trim};
 
 fn main() -> ExitCode {
+    // Before any thread starts.
+    tune_allocator();
     // Usage errors exit 2, `--help` and `--version` 0, with clap's message.
     let cli = Cli::parse();
     install_logging();

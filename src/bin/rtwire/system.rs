@@ -92,6 +92,41 @@ pub async fn with_allocator_trim<F: Future>(server: F) -> F::Output {
     output
 }
 
+/// Makes every thread allocate from glibc's main heap, to be called before
+/// any thread starts, unless the environment chose an arena count itself
+/// (`MALLOC_ARENA_MAX`, or `arena_max` in `GLIBC_TUNABLES`).
+///
+/// `malloc_trim` shrinks the top of the main heap, but not the top of the
+/// per-thread heaps glibc adds under contention. After 8 echo connections
+/// each sent 45 MiB in 15 MiB fragments, a worker's heap kept 30 MiB that
+/// was free but resident, for good; with one heap RSS came back to its
+/// start at the next trim (`benches/hostile/run --only 11`). Small
+/// allocations still come from each thread's cache, and `benches/compare`
+/// measured the echo rows with one heap at 0.94-1.07 of the default (noise)
+/// on this 2-core machine. Fixing the mmap or trim thresholds instead
+/// (which stops glibc from raising them) made the 16 MiB echo 0.39x as
+/// fast: every large buffer was mapped and faulted in again. Elsewhere a
+/// no-op.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        if std::env::var_os("MALLOC_ARENA_MAX").is_some() || tunables.contains("arena_max") {
+            return;
+        }
+        extern "C" {
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        const M_ARENA_MAX: std::ffi::c_int = -8;
+        // SAFETY: mallopt takes the allocator's lock itself and changes one
+        // setting that glibc accepts at any time; a refusal (return 0)
+        // leaves the default, which is safe too.
+        unsafe {
+            mallopt(M_ARENA_MAX, 1);
+        }
+    }
+}
+
 /// Gives the heap's free pages back to the system (glibc's `malloc_trim`,
 /// which also releases whole free pages inside the heap, not only at its
 /// top). Elsewhere a no-op.
