@@ -529,7 +529,21 @@ impl Connection {
         self.frame = None;
         let payload = self.input.split_to(len).freeze();
         self.handle_frame(header, payload)?;
+        if len > RESERVE_AHEAD {
+            self.unpin_large_allocation();
+        }
         Ok(true)
+    }
+
+    /// After a large frame, moves the little input that followed it into a
+    /// buffer of its own: otherwise it keeps the frame's whole allocation
+    /// alive, and while a peer streams a fragmented message that is one
+    /// fragment's size held on top of the message assembled so far.
+    fn unpin_large_allocation(&mut self) {
+        if self.input.len() <= RESERVE_AHEAD {
+            self.input = BytesMut::from(&self.input[..]);
+            self.input_peak = self.input.capacity();
+        }
     }
 
     /// The rules a header must follow on this connection, checked before
