@@ -52,11 +52,11 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    /// A fresh channel whose first message gets sequence number `floor + 1`.
-    pub(crate) fn new(name: Arc<str>, floor: u64) -> Channel {
+    /// A fresh channel of `epoch` whose first message gets sequence number `floor + 1`.
+    pub(crate) fn new(name: Arc<str>, floor: u64, epoch: u32) -> Channel {
         Channel {
             name,
-            state: Mutex::new(ChannelState::new(floor)),
+            state: Mutex::new(ChannelState::new(floor, epoch)),
             notify: Notify::new(),
         }
     }
@@ -102,6 +102,12 @@ pub(crate) struct ChannelState {
     /// [`HubMessage::encoded`] outside the lock.
     encoded_bytes: Arc<AtomicUsize>,
     last_seq: u64,
+    /// The epoch of this channel's ids: the hub's in memory mode, the
+    /// broker's (per channel) when a broker mirrors the channel.
+    epoch: u32,
+    /// A broker has loaded this channel's state ([`ChannelState::reset`]):
+    /// until then its epoch is only the hub's placeholder.
+    pub(crate) mirrored: bool,
     last_publish: Instant,
     subscribers: HashMap<u64, Subscriber>,
     next_key: u64,
@@ -114,14 +120,16 @@ pub(crate) struct ChannelState {
 }
 
 impl ChannelState {
-    /// State for a channel that starts numbering after `floor`; also the
-    /// view of a channel that does not exist, for polls.
-    pub(crate) fn new(floor: u64) -> ChannelState {
+    /// State for a channel of `epoch` that starts numbering after `floor`;
+    /// also the view of a channel that does not exist, for polls.
+    pub(crate) fn new(floor: u64, epoch: u32) -> ChannelState {
         ChannelState {
             history: VecDeque::new(),
             history_bytes: 0,
             encoded_bytes: Arc::default(),
             last_seq: floor,
+            epoch,
+            mirrored: false,
             last_publish: Instant::now(),
             subscribers: HashMap::new(),
             next_key: 0,
@@ -135,21 +143,43 @@ impl ChannelState {
         self.last_seq
     }
 
+    /// The id of the newest message (seq 0: none yet).
+    pub(crate) fn last_id(&self) -> MessageId {
+        MessageId {
+            epoch: self.epoch,
+            seq: self.last_seq,
+        }
+    }
+
     /// Numbers, stores and fans out one message.
     pub(crate) fn publish(
         &mut self,
         channel: &Arc<str>,
-        epoch: u32,
         data: Bytes,
         sender: Option<SenderId>,
         config: &HubConfig,
         counters: &Counters,
     ) -> Arc<HubMessage> {
-        self.last_seq = self.last_seq.saturating_add(1);
         let id = MessageId {
-            epoch,
-            seq: self.last_seq,
+            epoch: self.epoch,
+            seq: self.last_seq.saturating_add(1),
         };
+        self.append_counted(channel, id, data, sender, config, counters)
+    }
+
+    /// Stores and fans out one message whose id is the next one in this
+    /// channel (the caller checked: `id.seq == last_seq + 1`, same epoch),
+    /// counting it in the hub's counters.
+    pub(crate) fn append_counted(
+        &mut self,
+        channel: &Arc<str>,
+        id: MessageId,
+        data: Bytes,
+        sender: Option<SenderId>,
+        config: &HubConfig,
+        counters: &Counters,
+    ) -> Arc<HubMessage> {
+        self.last_seq = id.seq;
         let message = Arc::new(HubMessage::new(channel.clone(), id, data, sender));
         self.remember(message.clone(), config, counters);
         self.last_publish = Instant::now();
@@ -206,6 +236,19 @@ impl ChannelState {
         while self.evict_oldest(counters) {}
     }
 
+    /// Starts the channel over at `epoch`, its next message numbered
+    /// `last_seq + 1`: the history is dropped and every subscription ends
+    /// with [`Closed::Reset`] (a live subscriber must not skip silently over
+    /// what the channel no longer holds; it resumes and is told of the gap
+    /// or the new epoch). Returns how many subscriptions ended.
+    pub(crate) fn reset(&mut self, epoch: u32, last_seq: u64, counters: &Counters) -> usize {
+        self.forget_history(counters);
+        self.epoch = epoch;
+        self.last_seq = last_seq;
+        self.mirrored = true;
+        self.close_all(Closed::Reset)
+    }
+
     /// Whether the history holds any message.
     pub(crate) fn has_history(&self) -> bool {
         !self.history.is_empty()
@@ -249,7 +292,8 @@ impl ChannelState {
 
     /// How `since` relates to the history, and the sequence number after
     /// which delivery starts.
-    fn plan(&self, since: Since, epoch: u32) -> (Resume, u64) {
+    fn plan(&self, since: Since) -> (Resume, u64) {
+        let epoch = self.epoch;
         let evicted_through = self.evicted_through();
         match since {
             Since::Live => (Resume::Exact, self.last_seq),
@@ -274,8 +318,9 @@ impl ChannelState {
     }
 
     /// At most `max` messages newer than `since`, for the polling transports.
-    pub(crate) fn poll(&self, since: Since, max: usize, epoch: u32) -> Poll {
-        let (resume, after) = self.plan(since, epoch);
+    pub(crate) fn poll(&self, since: Since, max: usize) -> Poll {
+        let epoch = self.epoch;
+        let (resume, after) = self.plan(since);
         let mut newer = self.newer_than(after);
         let messages: Vec<_> = newer.by_ref().take(max).cloned().collect();
         let more = newer.next().is_some();
@@ -297,9 +342,9 @@ impl ChannelState {
         since: Since,
         skip: Option<SenderId>,
         capacity: QueueLimits,
-        epoch: u32,
     ) -> Registration {
-        let (resume, after) = self.plan(since, epoch);
+        let epoch = self.epoch;
+        let (resume, after) = self.plan(since);
         let backlog = self
             .newer_than(after)
             .filter(|m| m.sender.is_none() || m.sender != skip)

@@ -33,14 +33,21 @@
 //! reused for another message within an epoch: a client that resumes from
 //! before the sweep is told [`Resume::Gap`], not fed the wrong messages.
 
+mod broker;
 mod channel;
 mod id;
 mod message;
+mod mirror;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod subscription;
 
+pub use broker::{Broker, PublishError};
 pub use channel::Poll;
 pub use id::{MessageId, ParseIdError, Resume, SenderId, Since};
 pub use message::{FormatKey, HubMessage};
+pub use mirror::{Applied, Mirrored, Snapshot, Synced};
 use subscription::QueueLimits;
 pub use subscription::{Closed, Subscription};
 
@@ -288,7 +295,9 @@ impl Hub {
             epoch,
             registry: RwLock::new(registry),
             counters: Arc::default(),
-            next_sender: AtomicU64::new(1),
+            // Random high bits: sender ids travel between nodes through a
+            // broker, and must not collide with another node's.
+            next_sender: AtomicU64::new((u64::from(rand::random::<u32>()) << 32) | 1),
             trimming: AtomicBool::new(false),
         };
         Hub {
@@ -296,7 +305,8 @@ impl Hub {
         }
     }
 
-    /// The epoch every id of this hub carries.
+    /// The epoch every id of this hub carries (in memory mode; a broker
+    /// gives each channel it mirrors the epoch it keeps for it).
     pub fn epoch(&self) -> u32 {
         self.inner.epoch
     }
@@ -331,7 +341,6 @@ impl Hub {
         let published = self.with_channel(channel, |channel, state| {
             let message = state.publish(
                 &channel.name,
-                inner.epoch,
                 data,
                 sender,
                 &inner.config,
@@ -407,7 +416,7 @@ impl Hub {
         };
         self.with_channel(channel, |channel, state| {
             let SubscribeOptions { since, skip_sender } = options;
-            let registration = state.subscribe(since, skip_sender, capacity, inner.epoch);
+            let registration = state.subscribe(since, skip_sender, capacity);
             let counters = &inner.counters;
             counters.subscribers.fetch_add(1, Relaxed);
             let replayed = registration.backlog.len() as u64;
@@ -425,12 +434,12 @@ impl Hub {
             let registry = self.registry();
             let Some(channel) = registry.channels.get(channel).cloned() else {
                 // A channel that does not exist numbers after the floor.
-                return ChannelState::new(registry.seq_floor).poll(since, max, epoch);
+                return ChannelState::new(registry.seq_floor, epoch).poll(since, max);
             };
             drop(registry);
             let state = channel.lock();
             if !state.removed {
-                return state.poll(since, max, epoch);
+                return state.poll(since, max);
             }
         }
     }
@@ -453,7 +462,6 @@ impl Hub {
         let deadline = deadline_after(timeout);
         let waiter = self.attach_waiter(channel)?;
         let channel = &waiter.channel;
-        let epoch = self.inner.epoch;
         let mut since = since;
         loop {
             // Enabled before looking, so a publish in between still wakes us.
@@ -464,7 +472,7 @@ impl Hub {
                 if state.shut {
                     return Err(HubError::Shutdown);
                 }
-                let poll = state.poll(since, max, epoch);
+                let poll = state.poll(since, max);
                 if poll.is_ready() || Instant::now() >= deadline {
                     return Ok(poll);
                 }
@@ -587,7 +595,8 @@ impl Hub {
         {
             return Err(HubError::TooManyChannels { limit });
         }
-        let channel = Arc::new(Channel::new(Arc::from(name), registry.seq_floor));
+        let epoch = self.inner.epoch;
+        let channel = Arc::new(Channel::new(Arc::from(name), registry.seq_floor, epoch));
         registry
             .channels
             .insert(channel.name.clone(), channel.clone());

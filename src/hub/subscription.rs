@@ -18,6 +18,12 @@ pub enum Closed {
     Lagged,
     /// The hub was shut down ([`Hub::shutdown`](super::Hub::shutdown)).
     Shutdown,
+    /// The channel started over under the subscriber: a broker found that
+    /// its history was lost (a new epoch) or that messages it cannot fetch
+    /// any more were missed (a gap). Subscribe again with
+    /// [`Subscription::resume_from`]: the new subscription reports
+    /// [`Resume::EpochChanged`] or [`Resume::Gap`] first.
+    Reset,
 }
 
 impl fmt::Display for Closed {
@@ -25,6 +31,7 @@ impl fmt::Display for Closed {
         f.write_str(match self {
             Closed::Lagged => "subscriber fell too far behind and was dropped",
             Closed::Shutdown => "hub shut down",
+            Closed::Reset => "channel was reset: resume to learn what was lost",
         })
     }
 }

@@ -10,7 +10,7 @@ use super::metrics::Transport;
 use super::params::query_param;
 use super::poll::{answered, render, since_param};
 use super::response::Response;
-use super::routes::hub_error;
+use super::routes::{broker_error, hub_error};
 use super::App;
 use crate::http::Request;
 use crate::hub::{HubError, Since};
@@ -29,6 +29,9 @@ pub(crate) async fn answer(app: &App, request: &Request, channel: &str) -> Respo
             Err(_) => return Response::error(400, "invalid timeout: expected whole seconds"),
         },
     };
+    if let Err(e) = app.broker.attach(channel).await {
+        return broker_error(&e);
+    }
     let mut shutdown = app.shutdown.clone();
     let max = app.config.poll_max_messages;
     let waited = tokio::select! {

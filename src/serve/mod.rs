@@ -59,7 +59,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
 use tracing::Instrument;
 
-use crate::hub::{Hub, HubConfig};
+use crate::hub::{Broker, Hub, HubConfig};
 use crate::proto::deflate::DeflateConfig;
 use crate::proto::Keepalive;
 use crate::ws::MaybeTlsStream;
@@ -150,6 +150,12 @@ pub struct ServeConfig {
     pub tls: Option<crate::ws::tls::TlsAcceptor>,
     /// The hub's limits.
     pub hub: HubConfig,
+    /// Run on Redis: channels, ids, history and fan-out shared by every
+    /// node given the same server (see [`crate::hub::redis`]). Default
+    /// `None`: the in-memory hub of this process.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub redis: Option<crate::hub::redis::RedisConfig>,
 }
 
 /// Prints every field but the metrics token's value.
@@ -185,6 +191,8 @@ impl fmt::Debug for ServeConfig {
             #[cfg(feature = "tls")]
             tls,
             hub,
+            #[cfg(feature = "redis")]
+            redis,
         } = self;
         let mut f = f.debug_struct("ServeConfig");
         f.field("addr", addr)
@@ -218,6 +226,8 @@ impl fmt::Debug for ServeConfig {
             .field("hub", hub);
         #[cfg(feature = "tls")]
         f.field("tls", tls);
+        #[cfg(feature = "redis")]
+        f.field("redis", redis);
         f.finish()
     }
 }
@@ -256,8 +266,22 @@ impl Default for ServeConfig {
             #[cfg(feature = "tls")]
             tls: None,
             hub: HubConfig::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
+}
+
+/// The broker `config` asks for.
+async fn make_broker(config: &ServeConfig, hub: Hub) -> std::io::Result<Broker> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = &config.redis {
+        return Broker::redis(hub, redis.clone())
+            .await
+            .map_err(std::io::Error::other);
+    }
+    let _ = config;
+    Ok(Broker::memory(hub))
 }
 
 /// A listening socket with `backlog` (tokio's `TcpListener::bind` uses 128).
@@ -285,6 +309,9 @@ const REFUSAL_TIME: Duration = Duration::from_secs(1);
 pub(crate) struct App {
     pub config: ServeConfig,
     pub hub: Hub,
+    /// Who numbers and fans out messages: publishes go through it, and
+    /// every read first `attach`es the channel.
+    pub broker: Broker,
     pub auth: Box<dyn AuthHook>,
     /// The embedding program's routes: whatever rtwire does not route.
     pub fallback: Option<Box<dyn Handler>>,
@@ -375,12 +402,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket.
+    /// Binds the listening socket, and connects to Redis when
+    /// `config.redis` is set (failing if it cannot be reached).
     pub async fn bind(config: ServeConfig, auth: impl AuthHook) -> std::io::Result<Server> {
         let listener = listen(config.addr, config.listen_backlog)?;
         let (stop, shutdown) = watch::channel(false);
+        let hub = Hub::with_config(config.hub.clone());
+        let broker = make_broker(&config, hub.clone()).await?;
         let app = App {
-            hub: Hub::with_config(config.hub.clone()),
+            hub,
+            broker,
             config,
             auth: Box::new(auth),
             fallback: None,
@@ -407,6 +438,13 @@ impl Server {
     /// poll subscribers alike.
     pub fn hub(&self) -> Hub {
         self.app.hub.clone()
+    }
+
+    /// The broker, for publishing from the embedding program the way the
+    /// transports do: with Redis, [`Hub::publish`] would reach only this
+    /// node, [`Broker::publish`] reaches every node.
+    pub fn broker(&self) -> Broker {
+        self.app.broker.clone()
     }
 
     /// Hands every request that rtwire does not route to `handler`,

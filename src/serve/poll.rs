@@ -19,16 +19,20 @@ use super::json::{self, encode_poll_item, JsonId, ResumeFields};
 use super::metrics::Transport;
 use super::params::query_param;
 use super::response::Response;
+use super::routes::broker_error;
 use super::App;
 use crate::http::Request;
 use crate::hub::{FormatKey, MessageId, Poll, Since};
 
 /// Answers a short poll.
-pub(crate) fn answer(app: &App, request: &Request, channel: &str) -> Response {
+pub(crate) async fn answer(app: &App, request: &Request, channel: &str) -> Response {
     let since = match since_param(request, Since::Beginning) {
         Ok(since) => since,
         Err(response) => return response,
     };
+    if let Err(e) = app.broker.attach(channel).await {
+        return broker_error(&e);
+    }
     let poll = app
         .hub
         .history_after(channel, since, app.config.poll_max_messages);

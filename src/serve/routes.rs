@@ -13,7 +13,7 @@ use super::response::Response;
 use super::Stream;
 use super::{long_poll, poll, sse, websocket, App, HttpRequest, HttpResponse};
 use crate::http::Request;
-use crate::hub::HubError;
+use crate::hub::{HubError, PublishError};
 use bytes::Bytes;
 
 /// What became of the connection after a request. Moved once per request,
@@ -165,7 +165,7 @@ async fn handle(
         Route::Poll(channel) => match authorize(app, asker, channel).await {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::Poll);
-                poll::answer(app, &incoming.request, channel)
+                poll::answer(app, &incoming.request, channel).await
             }
             Err(denied) => denied,
         },
@@ -306,19 +306,31 @@ async fn publish(app: &App, asker: AuthRequest<'_>, body: &Bytes, channel: &str)
     if let Err(denied) = verdict {
         return Response::error(denied.status, &denied.reason);
     }
-    match app.hub.publish(channel, body.clone(), None) {
-        Ok(message) => {
+    match app.broker.publish(channel, body.clone(), None).await {
+        Ok(id) => {
             #[derive(serde::Serialize)]
             struct Published {
                 id: JsonId,
             }
             let mut body = json::to_vec(&Published {
-                id: JsonId(message.id),
+                id: JsonId(id),
             });
             body.push(b'\n');
             Response::json(202, body)
         }
-        Err(e) => hub_error(&e),
+        Err(e) => broker_error(&e),
+    }
+}
+
+/// The answer to a publish or attach the broker refused: the hub's
+/// refusal, or 503 when the broker cannot be reached (nothing was
+/// acknowledged).
+pub(crate) fn broker_error(error: &PublishError) -> Response {
+    match error {
+        PublishError::Hub(e) => hub_error(e),
+        PublishError::Unavailable(_) => {
+            Response::error(503, &error.to_string()).header("Retry-After", "1")
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use super::http_conn::HttpConn;
 use super::metrics::Transport;
 use super::params::query_param;
 use super::response::Response;
-use super::routes::hub_error;
+use super::routes::{broker_error, hub_error};
 use super::App;
 use super::Stream;
 use crate::http::Request;
@@ -55,6 +55,11 @@ pub(crate) async fn stream(
             return;
         }
     };
+    if let Err(e) = app.broker.attach(channel).await {
+        let refused = with_cors(app, request, broker_error(&e));
+        let _ = conn.send(&refused, false, false).await;
+        return;
+    }
     let mut subscription = match app.hub.subscribe(channel, since) {
         Ok(subscription) => subscription,
         Err(e) => {

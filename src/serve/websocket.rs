@@ -52,6 +52,12 @@ enum Delivery {
         channel: String,
         last: Option<MessageId>,
     },
+    /// The room's channel started over (the broker lost messages or its
+    /// history): the client rejoins from its last id and is told which.
+    Reset {
+        channel: String,
+        last: Option<MessageId>,
+    },
 }
 
 struct Session<'a> {
@@ -147,6 +153,12 @@ pub(crate) async fn serve(
                     close(&mut socket, CloseCode(1013), &reason).await;
                     break;
                 }
+                Delivery::Reset { channel, last } => {
+                    let last = last.map(|id| id.to_string()).unwrap_or_default();
+                    let reason = format!("{channel} was reset; rejoin since {last}");
+                    close(&mut socket, CloseCode(1013), &reason).await;
+                    break;
+                }
             },
             _ = shutdown.changed() => {
                 close(&mut socket, CloseCode::GOING_AWAY, "server shutting down").await;
@@ -237,6 +249,9 @@ impl Session<'_> {
         if self.rooms.len() >= limit {
             return error(&format!("too many rooms: at most {limit} per socket"));
         }
+        if let Err(e) = self.app.broker.attach(channel).await {
+            return error(&e.to_string());
+        }
         let mut subscription = match self.app.hub.subscribe_with(
             channel,
             SubscribeOptions {
@@ -260,9 +275,13 @@ impl Session<'_> {
                         channel: name.clone(),
                         last: subscription.last_seen(),
                     },
+                    Err(Closed::Reset) => Delivery::Reset {
+                        channel: name.clone(),
+                        last: subscription.last_seen(),
+                    },
                     Err(_) => return,
                 };
-                let lagged = matches!(delivery, Delivery::Lagged { .. });
+                let lagged = !matches!(delivery, Delivery::Message(_));
                 if tx.send(delivery).await.is_err() || lagged {
                     return;
                 }
@@ -280,10 +299,10 @@ impl Session<'_> {
             return reply;
         }
         let sender = except_self.then_some(self.sender);
-        match self.app.hub.publish(channel, data, sender) {
-            Ok(message) => json::to_string(&Reply::Published {
+        match self.app.broker.publish(channel, data, sender).await {
+            Ok(id) => json::to_string(&Reply::Published {
                 channel,
-                id: JsonId(message.id),
+                id: JsonId(id),
             }),
             Err(e) => error(&e.to_string()),
         }
