@@ -110,6 +110,13 @@ pub struct ServeArgs {
     pub metrics_token: Option<String>,
     #[command(flatten)]
     pub tls: Tls,
+    /// Share channels, ids, history and fan-out with every node given the
+    /// same Redis, as `redis://HOST:PORT/DB` (`redis://:PASSWORD@HOST:PORT/DB`
+    /// with a password): a client may resume on any node, and the epoch and
+    /// history survive a restart. Publishes get 503 while Redis is
+    /// unreachable. Default: the in-memory hub of this process.
+    #[arg(long, value_name = "URL", env = "RTWIRE_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
 }
 
 /// The certificate of a server that speaks TLS.

@@ -20,6 +20,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         config.cors = Some(cors.with_credentials(args.cors_credentials));
     }
     config.tls = args.tls.acceptor()?;
+    config.redis = args.redis.map(rtwire::hub::redis::RedisConfig::new);
     let scheme = if config.tls.is_some() {
         "https"
     } else {
@@ -44,6 +45,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         "rtwire serve: listening on {scheme}://{addr} (epoch {:08x})",
         server.hub().epoch()
     );
+    if server.broker().name() == "redis" {
+        eprintln!("rtwire serve: channels, ids and history in Redis (epochs per channel)");
+    }
     server
         .run_until(shutdown_signal())
         .await
