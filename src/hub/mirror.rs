@@ -183,3 +183,125 @@ fn append(
     }
     appended
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Closed, HubConfig, Resume, Since};
+
+    fn mirrored(epoch: u32, seq: u64, data: &str) -> Mirrored {
+        Mirrored {
+            id: MessageId { epoch, seq },
+            data: Bytes::from(data.to_owned()),
+            sender: None,
+        }
+    }
+
+    fn snapshot(epoch: u32, last_seq: u64, seqs: std::ops::RangeInclusive<u64>) -> Snapshot {
+        Snapshot {
+            epoch,
+            last_seq,
+            messages: seqs.map(|s| mirrored(epoch, s, &format!("m{s}"))).collect(),
+        }
+    }
+
+    fn seqs(hub: &Hub, channel: &str) -> Vec<u64> {
+        let poll = hub.history_after(channel, Since::Beginning, 100);
+        poll.messages.iter().map(|m| m.id.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn apply_appends_in_order_skips_duplicates_and_leaves_holes_to_sync() {
+        let hub = Hub::new();
+        assert!(matches!(hub.apply("c", mirrored(7, 1, "x")), Applied::NoChannel));
+        let synced = hub.sync("c", snapshot(7, 2, 1..=2)).unwrap();
+        assert_eq!((synced.last, synced.appended), (MessageId { epoch: 7, seq: 2 }, 2));
+        let mut sub = hub.subscribe("c", Since::Live).unwrap();
+        assert!(matches!(hub.apply("c", mirrored(7, 3, "m3")), Applied::Appended(_)));
+        assert!(matches!(hub.apply("c", mirrored(7, 3, "m3")), Applied::Duplicate));
+        assert!(matches!(hub.apply("c", mirrored(7, 2, "m2")), Applied::Duplicate));
+        let last = MessageId { epoch: 7, seq: 3 };
+        assert!(matches!(hub.apply("c", mirrored(7, 5, "m5")), Applied::Hole { last: l } if l == last));
+        assert!(matches!(hub.apply("c", mirrored(8, 1, "n1")), Applied::Hole { .. }));
+        assert_eq!(sub.recv().await.unwrap().id, last);
+        // The hole is filled from the broker without a reset.
+        let synced = hub.sync("c", snapshot(7, 5, 4..=5)).unwrap();
+        assert!(!synced.reset);
+        assert_eq!(sub.recv().await.unwrap().id.seq, 4);
+        assert_eq!(sub.recv().await.unwrap().id.seq, 5);
+        assert_eq!(seqs(&hub, "c"), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn an_unfillable_hole_resets_with_a_gap() {
+        let hub = Hub::with_config(HubConfig::default());
+        hub.sync("c", snapshot(7, 3, 1..=3)).unwrap();
+        let mut sub = hub.subscribe("c", Since::Live).unwrap();
+        // The broker's stream was trimmed past what the hub holds.
+        let synced = hub.sync("c", snapshot(7, 9, 6..=9)).unwrap();
+        assert!(synced.reset);
+        assert_eq!(sub.recv().await.unwrap_err(), Closed::Reset);
+        assert_eq!(hub.stats().subscribers, 0);
+        let resumed = hub.subscribe("c", sub.resume_from()).unwrap();
+        let first = Some(MessageId { epoch: 7, seq: 6 });
+        assert_eq!(resumed.resume(), Resume::Gap { first_available: first });
+        assert_eq!(seqs(&hub, "c"), vec![6, 7, 8, 9]);
+        // Numbered messages no longer held at all: a gap with nothing.
+        hub.sync("c", snapshot(7, 12, 13..=12)).unwrap();
+        let poll = hub.history_after("c", Since::After(MessageId { epoch: 7, seq: 9 }), 10);
+        assert_eq!(poll.resume, Resume::Gap { first_available: None });
+    }
+
+    #[tokio::test]
+    async fn a_new_epoch_resets_and_resumes_report_it() {
+        let hub = Hub::new();
+        hub.sync("c", snapshot(7, 3, 1..=3)).unwrap();
+        let mut sub = hub.subscribe("c", Since::Beginning).unwrap();
+        for _ in 0..3 {
+            sub.recv().await.unwrap();
+        }
+        let mut waiter = Box::pin(hub.wait_after(
+            "c",
+            Since::After(MessageId { epoch: 7, seq: 3 }),
+            10,
+            std::time::Duration::from_secs(30),
+        ));
+        assert!(futures_poll_once(&mut waiter).is_none(), "waiting");
+        hub.sync("c", snapshot(8, 1, 1..=1)).unwrap();
+        assert_eq!(sub.recv().await.unwrap_err(), Closed::Reset);
+        let poll = waiter.await.unwrap();
+        assert_eq!(poll.resume, Resume::EpochChanged { current: 8 });
+        assert_eq!(poll.messages[0].id, MessageId { epoch: 8, seq: 1 });
+        let resumed = hub.subscribe("c", sub.resume_from()).unwrap();
+        assert_eq!(resumed.resume(), Resume::EpochChanged { current: 8 });
+    }
+
+    #[tokio::test]
+    async fn the_sender_travels_with_mirrored_messages() {
+        let hub = Hub::new();
+        hub.sync("c", snapshot(7, 0, 1..=0)).unwrap();
+        let remote = SenderId(0xdead_0000_0001);
+        let options = crate::hub::SubscribeOptions {
+            since: Since::Live,
+            skip_sender: Some(remote),
+        };
+        let mut own = hub.subscribe_with("c", options).unwrap();
+        let mut other = hub.subscribe("c", Since::Live).unwrap();
+        let mut m = mirrored(7, 1, "mine");
+        m.sender = Some(remote);
+        hub.apply("c", m);
+        hub.apply("c", mirrored(7, 2, "theirs"));
+        assert_eq!(other.recv().await.unwrap().id.seq, 1);
+        assert_eq!(own.recv().await.unwrap().id.seq, 2);
+    }
+
+    /// Polls a future once, without a runtime's help.
+    fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match std::pin::Pin::new(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+}

@@ -1,0 +1,690 @@
+//! Two `rtwire serve` nodes on one real `redis-server` (Debian's package,
+//! started by each test on a free loopback port and killed by pid): one
+//! publish reaches every transport on both nodes with the same id, resume
+//! works on any node, a restarted node keeps the epoch and history, and
+//! the faults (Redis stopped, Redis flushed) never lose an acknowledged
+//! message nor feed a wrong one.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use common::serve::{start_with, Running};
+use rtwire::hub::redis::RedisConfig;
+use rtwire::proto::Message;
+use rtwire::serve::{ServeConfig, TokenAuth, UserTokens};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// How long any awaited condition may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A `redis-server` child on a loopback port, killed by pid on drop.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    /// Set for a persistent server: its append-only file lives here.
+    dir: Option<PathBuf>,
+}
+
+impl RedisServer {
+    /// A server that keeps nothing on disk.
+    async fn start() -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// A server whose data survive a kill (append-only file, fsync always).
+    async fn start_persistent() -> RedisServer {
+        let dir = std::env::temp_dir().join(format!(
+            "rtwire-redis-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: Some(dir),
+        };
+        server.spawn().await;
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", ""]);
+        match &self.dir {
+            Some(dir) => {
+                command
+                    .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                    .arg(dir);
+            }
+            None => {
+                command.args(["--appendonly", "no"]);
+            }
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Ok(reply) = self.command(&["PING"]).await {
+                if reply.starts_with("+PONG") {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not answer PING");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills the server (SIGKILL, by its pid) and reaps it.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// One command in RESP, on a fresh connection; the raw reply.
+    async fn command(&self, args: &[&str]) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes()).await?;
+        let mut reply = vec![0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut reply))
+            .await
+            .map_err(|_| std::io::Error::other("no reply"))??;
+        Ok(String::from_utf8_lossy(&reply[..n]).into_owned())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Short deadlines, so that the fault tests run in seconds.
+fn redis_config(url: String) -> RedisConfig {
+    let mut config = RedisConfig::new(url);
+    config.publish_timeout = Duration::from_secs(1);
+    config.read_timeout = Duration::from_secs(1);
+    config.ping_interval = Duration::from_millis(200);
+    config.backoff_min = Duration::from_millis(20);
+    config.backoff_max = Duration::from_millis(300);
+    config
+}
+
+async fn node(redis: &RedisServer) -> Running {
+    node_with(redis, TokenAuth::default()).await
+}
+
+async fn node_with(redis: &RedisServer, auth: TokenAuth) -> Running {
+    let mut config = ServeConfig::default();
+    config.redis = Some(redis_config(redis.url()));
+    start_with(config, auth).await
+}
+
+/// Waits until `condition` holds, failing the test past the deadline.
+async fn until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A whole HTTP exchange on a fresh connection: status, head, body.
+async fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// A POST: its status and body.
+async fn try_publish(addr: SocketAddr, channel: &str, body: &str) -> (u16, String) {
+    let (status, _, answer) = exchange(
+        addr,
+        &format!(
+            "POST /channels/{channel} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    (status, answer)
+}
+
+async fn publish(addr: SocketAddr, channel: &str, body: &str) -> String {
+    let (status, answer) = try_publish(addr, channel, body).await;
+    assert_eq!(status, 202, "{answer}");
+    json_field(&answer, "id").expect("an id")
+}
+
+/// The string value of `"key":"value"` in a JSON text.
+fn json_field(json: &str, key: &str) -> Option<String> {
+    let start = json.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let end = json[start..].find('"')? + start;
+    Some(json[start..end].to_owned())
+}
+
+/// Every `"id":"..."` in a JSON text, in order.
+fn json_ids(json: &str) -> Vec<String> {
+    json.match_indices("\"id\":\"")
+        .map(|(at, _)| {
+            let start = at + 6;
+            let end = json[start..].find('"').unwrap() + start;
+            json[start..end].to_owned()
+        })
+        .collect()
+}
+
+/// `(epoch, seq)` of an id.
+fn parts(id: &str) -> (String, u64) {
+    let (epoch, seq) = id.split_once('-').unwrap();
+    (epoch.to_owned(), seq.parse().unwrap())
+}
+
+/// An open SSE stream read event by event.
+struct Sse {
+    lines: tokio::io::Lines<BufReader<TcpStream>>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SseEvent {
+    id: String,
+    event: String,
+    data: Vec<String>,
+}
+
+impl Sse {
+    async fn open(addr: SocketAddr, channel: &str, last_event_id: Option<&str>) -> Sse {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let resume = last_event_id
+            .map(|id| format!("Last-Event-ID: {id}\r\n"))
+            .unwrap_or_default();
+        stream
+            .write_all(
+                format!("GET /channels/{channel}/events HTTP/1.1\r\nHost: x\r\n{resume}\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        let status = lines.next_line().await.unwrap().unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.is_empty() {
+                break;
+            }
+        }
+        Sse { lines }
+    }
+
+    /// The next event, or `None` when the server ended the stream.
+    async fn next_or_end(&mut self) -> Option<SseEvent> {
+        let mut event = SseEvent::default();
+        loop {
+            let line = tokio::time::timeout(DEADLINE, self.lines.next_line())
+                .await
+                .expect("an event in time")
+                .ok()
+                .flatten()?;
+            if line.is_empty() {
+                if event != SseEvent::default() {
+                    return Some(event);
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("id: ") {
+                event.id = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                event.event = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                event.data.push(v.to_owned());
+            }
+        }
+    }
+
+    async fn next(&mut self) -> SseEvent {
+        self.next_or_end().await.expect("stream open")
+    }
+}
+
+type Ws = rtwire::ws::WebSocket<rtwire::ws::MaybeTlsStream<TcpStream>>;
+
+async fn ws_connect(addr: SocketAddr, query: &str) -> Ws {
+    rtwire::ws::connect(&format!("ws://{addr}/ws{query}"))
+        .await
+        .unwrap()
+        .0
+}
+
+async fn ws_join(ws: &mut Ws, channel: &str) {
+    ws.send(Message::text(format!(
+        "{{\"op\":\"join\",\"channel\":\"{channel}\"}}"
+    )))
+    .await
+    .unwrap();
+    loop {
+        let text = ws_next_text(ws).await;
+        if text.contains("\"type\":\"joined\"") && text.contains(channel) {
+            assert!(text.contains("\"resume\":\"exact\""), "{text}");
+            return;
+        }
+    }
+}
+
+async fn ws_next_text(ws: &mut Ws) -> String {
+    loop {
+        let message = tokio::time::timeout(DEADLINE, ws.recv())
+            .await
+            .expect("a message in time")
+            .unwrap();
+        match message {
+            Some(Message::Text(t)) => return t.as_str().to_owned(),
+            Some(Message::Close(frame)) => panic!("closed: {frame:?}"),
+            Some(_) => continue,
+            None => panic!("closed"),
+        }
+    }
+}
+
+/// The next delivery's id on a socket, skipping other replies.
+async fn ws_next_id(ws: &mut Ws) -> String {
+    loop {
+        let text = ws_next_text(ws).await;
+        if text.contains("\"type\":\"message\"") {
+            return json_field(&text, "id").unwrap();
+        }
+    }
+}
+
+/// The channel's newest id on a node (`EPOCH-0` before any message): where
+/// a long poll that must not miss the next message starts.
+async fn newest(addr: SocketAddr, channel: &str) -> String {
+    let (status, _, body) = get(addr, &format!("/channels/{channel}/poll")).await;
+    assert_eq!(status, 200, "{body}");
+    json_field(&body, "next").unwrap()
+}
+
+#[tokio::test]
+async fn one_publish_on_a_reaches_every_transport_on_both_nodes_with_the_same_id() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut sse = Vec::new();
+    let mut ws = Vec::new();
+    let mut long_polls = Vec::new();
+    for n in [&a, &b] {
+        let addr = n.addr;
+        sse.push(Sse::open(addr, "room", None).await);
+        let mut socket = ws_connect(addr, "").await;
+        ws_join(&mut socket, "room").await;
+        ws.push(socket);
+        let since = newest(addr, "room").await;
+        long_polls.push(tokio::spawn(async move {
+            get(addr, &format!("/channels/room/long-poll?since={since}&timeout=20")).await
+        }));
+    }
+    until("both long polls held", async || {
+        a.hub.stats().waiters == 1 && b.hub.stats().waiters == 1
+    })
+    .await;
+    let id = publish(a.addr, "room", "hello").await;
+    for stream in &mut sse {
+        let event = stream.next().await;
+        assert_eq!((event.id.as_str(), event.data), (id.as_str(), vec!["hello".to_owned()]));
+    }
+    for socket in &mut ws {
+        assert_eq!(ws_next_id(socket).await, id);
+    }
+    for held in long_polls {
+        let (status, _, body) = held.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(json_ids(&body), vec![id.clone()], "{body}");
+    }
+    for n in [&a, &b] {
+        let (_, _, body) = get(n.addr, "/channels/room/poll").await;
+        assert_eq!(json_ids(&body), vec![id.clone()], "{body}");
+        assert_eq!(json_field(&body, "next").as_deref(), Some(id.as_str()));
+    }
+    // Ids are the channel's, the same whichever node publishes.
+    let next = publish(b.addr, "room", "from b").await;
+    let ((epoch, seq), (next_epoch, next_seq)) = (parts(&id), parts(&next));
+    assert_eq!((next_epoch, next_seq), (epoch, seq + 1));
+    for stream in &mut sse {
+        assert_eq!(stream.next().await.id, next);
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_subscriber_moved_from_a_to_b_resumes_with_no_loss_and_no_duplicate() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut on_a = Sse::open(a.addr, "move", None).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(publish(a.addr, "move", &format!("m{i}")).await);
+    }
+    assert_eq!(on_a.next().await.id, ids[0]);
+    assert_eq!(on_a.next().await.id, ids[1]);
+    drop(on_a);
+    // Published while the client moves, on both nodes; B has never seen
+    // the channel before the client arrives with its last id.
+    ids.push(publish(a.addr, "move", "m3").await);
+    ids.push(publish(b.addr, "move", "m4").await);
+    let mut on_b = Sse::open(b.addr, "move", Some(&ids[1])).await;
+    for (i, id) in ids.iter().enumerate().skip(2) {
+        let event = on_b.next().await;
+        assert_eq!(event.event, "", "no notice: the resume is exact");
+        assert_eq!((&event.id, event.data), (id, vec![format!("m{i}")]));
+    }
+    let live = publish(a.addr, "move", "m5").await;
+    assert_eq!(on_b.next().await.id, live);
+    // A WebSocket moving the same way, joining with its last id.
+    let mut socket = ws_connect(b.addr, "").await;
+    socket
+        .send(Message::text(format!(
+            "{{\"op\":\"join\",\"channel\":\"move\",\"since\":\"{}\"}}",
+            ids[3]
+        )))
+        .await
+        .unwrap();
+    let joined = ws_next_text(&mut socket).await;
+    assert!(joined.contains("\"resume\":\"exact\""), "{joined}");
+    assert_eq!(ws_next_id(&mut socket).await, ids[4]);
+    assert_eq!(ws_next_id(&mut socket).await, live);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_node_keeps_the_channel_epoch_and_history() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis).await;
+    let ids = [
+        publish(a.addr, "keep", "one").await,
+        publish(a.addr, "keep", "two").await,
+        publish(a.addr, "keep", "three").await,
+    ];
+    a.shutdown().await;
+    let again = node(&redis).await;
+    let (_, _, body) = get(again.addr, &format!("/channels/keep/poll?since={}", ids[0])).await;
+    assert!(body.contains("\"resume\":\"exact\""), "{body}");
+    assert_eq!(json_ids(&body), ids[1..].to_vec(), "{body}");
+    let next = publish(again.addr, "keep", "four").await;
+    assert_eq!(parts(&next), (parts(&ids[0]).0, 4));
+    again.shutdown().await;
+}
+
+/// What one subscriber received: ids in order.
+async fn collect_sse(mut sse: Sse, want: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < want {
+        let event = sse.next().await;
+        assert_eq!(event.event, "", "no notice expected: {event:?}");
+        got.push(event.id);
+    }
+    got
+}
+
+async fn collect_ws(mut ws: Ws, want: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < want {
+        got.push(ws_next_id(&mut ws).await);
+    }
+    got
+}
+
+#[tokio::test]
+async fn redis_stopped_while_publishing_loses_nothing_acknowledged() {
+    let mut redis = RedisServer::start_persistent().await;
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut sse = Vec::new();
+    let mut ws = Vec::new();
+    for n in [&a, &b] {
+        sse.push(Sse::open(n.addr, "outage", None).await);
+        let mut socket = ws_connect(n.addr, "").await;
+        ws_join(&mut socket, "outage").await;
+        ws.push(socket);
+    }
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    let mut i = 0;
+    let publish_one = async |i: &mut usize, acked: &mut Vec<String>, refused: &mut usize| {
+        let target = if *i % 2 == 0 { a.addr } else { b.addr };
+        let (status, body) = try_publish(target, "outage", &format!("m{i}")).await;
+        *i += 1;
+        match status {
+            202 => acked.push(json_field(&body, "id").unwrap()),
+            503 => *refused += 1,
+            other => panic!("publish answered {other}: {body}"),
+        }
+    };
+    for _ in 0..10 {
+        publish_one(&mut i, &mut acked, &mut refused).await;
+    }
+    assert_eq!(refused, 0);
+    redis.kill();
+    // Publishes continue while Redis is gone, for two seconds: each is
+    // refused, and both nodes' pub/sub connections notice and retry.
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(2) {
+        publish_one(&mut i, &mut acked, &mut refused).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(acked.len(), 10, "nothing acknowledged while Redis was down");
+    assert!(refused >= 10, "{refused}");
+    let acked_before = acked.len();
+    redis.spawn().await;
+    // Until the nodes are back each publish may still be refused; then
+    // they are acknowledged again.
+    let deadline = Instant::now() + DEADLINE;
+    while acked.len() < acked_before + 10 {
+        assert!(Instant::now() < deadline, "publishes never succeeded again");
+        publish_one(&mut i, &mut acked, &mut refused).await;
+    }
+    let want = acked.len();
+    let mut readers = Vec::new();
+    for stream in sse {
+        readers.push(tokio::spawn(collect_sse(stream, want)));
+    }
+    for socket in ws {
+        readers.push(tokio::spawn(collect_ws(socket, want)));
+    }
+    for reader in readers {
+        let got = reader.await.unwrap();
+        // Everything acknowledged, in order, once. (A refused publish that
+        // Redis did run would show up as an extra id here; none did.)
+        assert_eq!(got, acked);
+    }
+    let epochs: std::collections::HashSet<String> = acked.iter().map(|id| parts(id).0).collect();
+    assert_eq!(epochs.len(), 1, "the epoch survived the restart: {acked:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn flushall_tells_clients_the_epoch_changed_and_never_feeds_wrong_messages() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut on_b = Sse::open(b.addr, "flush", None).await;
+    let mut old = Vec::new();
+    for i in 0..3 {
+        old.push(publish(a.addr, "flush", &format!("old{i}")).await);
+    }
+    for id in &old {
+        assert_eq!(&on_b.next().await.id, id);
+    }
+    let reply = redis.command(&["FLUSHALL"]).await.unwrap();
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let new = publish(a.addr, "flush", "new0").await;
+    assert_ne!(parts(&new).0, parts(&old[0]).0, "a new epoch");
+    assert_eq!(parts(&new).1, 1);
+    // B's live stream ends rather than skip over what was lost...
+    let end = on_b.next_or_end().await;
+    assert_eq!(end, None, "the stream ends, it does not go on");
+    // ...and the client, resuming with its last id, is told.
+    let mut again = Sse::open(b.addr, "flush", Some(&old[2])).await;
+    let notice = again.next().await;
+    assert_eq!(
+        (notice.event.as_str(), notice.data),
+        ("epoch_changed", vec![parts(&new).0])
+    );
+    let event = again.next().await;
+    assert_eq!((event.id, event.data), (new.clone(), vec!["new0".to_owned()]));
+    // Polls on either node say the same.
+    for n in [&a, &b] {
+        let (_, _, body) = get(n.addr, &format!("/channels/flush/poll?since={}", old[2])).await;
+        assert!(body.contains("\"resume\":\"epoch_changed\""), "{body}");
+        assert_eq!(json_ids(&body), vec![new.clone()], "{body}");
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+const USER_SECRET: &[u8] = b"the redis tests' secret, 16+ bytes";
+
+fn user_token(user: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    UserTokens::new(USER_SECRET)
+        .unwrap()
+        .mint(user, now + 3600)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn except_sender_and_private_rooms_across_nodes() {
+    let redis = RedisServer::start().await;
+    let auth = TokenAuth {
+        user_tokens: Some(UserTokens::new(USER_SECRET).unwrap()),
+        ..TokenAuth::default()
+    };
+    let a = node_with(&redis, auth.clone()).await;
+    let b = node_with(&redis, auth).await;
+    let mut alice = ws_connect(a.addr, &format!("?user_token={}", user_token("alice"))).await;
+    ws_join(&mut alice, "chat").await;
+    let mut carol = ws_connect(a.addr, "").await;
+    ws_join(&mut carol, "chat").await;
+    let mut bob = ws_connect(b.addr, &format!("?user_token={}", user_token("bob"))).await;
+    ws_join(&mut bob, "chat").await;
+    // Bob's private room is mirrored on B from his connection on.
+    until("bob's private room mirrored on b", async || {
+        b.hub.contains("user:bob")
+    })
+    .await;
+    alice
+        .send(Message::text(
+            r#"{"op":"publish","channel":"chat","data":"hi all","except_self":true}"#,
+        ))
+        .await
+        .unwrap();
+    let ack = ws_next_text(&mut alice).await;
+    assert!(ack.contains("\"type\":\"published\""), "{ack}");
+    let id = json_field(&ack, "id").unwrap();
+    assert_eq!(ws_next_id(&mut bob).await, id, "another node");
+    assert_eq!(ws_next_id(&mut carol).await, id, "the sender's node");
+    alice
+        .send(Message::text(r#"{"op":"send","user":"bob","data":"psst"}"#))
+        .await
+        .unwrap();
+    let ack = ws_next_text(&mut alice).await;
+    assert!(ack.contains("user:bob"), "{ack}");
+    let got = ws_next_text(&mut bob).await;
+    assert!(
+        got.contains("\"channel\":\"user:bob\"") && got.contains("psst"),
+        "{got}"
+    );
+    // Alice saw neither her own message nor Bob's: her next one answers
+    // a bad command.
+    alice.send(Message::text("not json")).await.unwrap();
+    let next = ws_next_text(&mut alice).await;
+    assert!(next.contains("\"type\":\"error\""), "{next}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_whose_pubsub_connection_drops_reads_what_it_missed_from_the_stream() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let on_b = Sse::open(b.addr, "missed", None).await;
+    let mut socket = ws_connect(b.addr, "").await;
+    ws_join(&mut socket, "missed").await;
+    let mut acked = vec![publish(a.addr, "missed", "first").await];
+    // Every node's pub/sub connection is cut; Redis stays up, so these
+    // publishes are acknowledged while B is not listening.
+    let reply = redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).await.unwrap();
+    assert!(reply.starts_with(':'), "{reply}");
+    for i in 0..20 {
+        acked.push(publish(a.addr, "missed", &format!("m{i}")).await);
+    }
+    let want = acked.len();
+    assert_eq!(collect_sse(on_b, want).await, acked);
+    assert_eq!(collect_ws(socket, want).await, acked);
+    a.shutdown().await;
+    b.shutdown().await;
+}
