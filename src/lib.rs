@@ -40,7 +40,8 @@
 //! | `native-roots` | `TlsConnector::native_roots`, the system's root certificates; implies `tls` | rustls-native-certs |
 //! | `hub` | the pub/sub hub, `rtwire::hub` | tokio's `sync` |
 //! | `serve` | `rtwire serve` as a library, `rtwire::serve`; implies `hub` | hmac, sha2, rustix, tracing, serde, serde_json; tokio's `rt` and `macros` |
-//! | `cli` *(default)* | the `rtwire` binary; implies `serve` and `tls` | clap, tracing-subscriber; tokio's `rt-multi-thread` and `signal` |
+//! | `redis` | `rtwire::hub::redis`, `ServeConfig::redis`: channels, ids, history and fan-out in Redis, shared by many nodes; implies `serve` | redis (redis-rs: tokio, script, connection manager) |
+//! | `cli` *(default)* | the `rtwire` binary; implies `serve`, `tls` and `redis` | clap, tracing-subscriber; tokio's `rt-multi-thread` and `signal` |
 //!
 //! A WebSocket-only user turns the defaults off:
 //!

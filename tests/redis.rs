@@ -92,7 +92,10 @@ impl RedisServer {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "redis-server did not answer PING");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -377,7 +380,11 @@ async fn one_publish_on_a_reaches_every_transport_on_both_nodes_with_the_same_id
         ws.push(socket);
         let since = newest(addr, "room").await;
         long_polls.push(tokio::spawn(async move {
-            get(addr, &format!("/channels/room/long-poll?since={since}&timeout=20")).await
+            get(
+                addr,
+                &format!("/channels/room/long-poll?since={since}&timeout=20"),
+            )
+            .await
         }));
     }
     until("both long polls held", async || {
@@ -387,7 +394,10 @@ async fn one_publish_on_a_reaches_every_transport_on_both_nodes_with_the_same_id
     let id = publish(a.addr, "room", "hello").await;
     for stream in &mut sse {
         let event = stream.next().await;
-        assert_eq!((event.id.as_str(), event.data), (id.as_str(), vec!["hello".to_owned()]));
+        assert_eq!(
+            (event.id.as_str(), event.data),
+            (id.as_str(), vec!["hello".to_owned()])
+        );
     }
     for socket in &mut ws {
         assert_eq!(ws_next_id(socket).await, id);
@@ -510,7 +520,7 @@ async fn redis_stopped_while_publishing_loses_nothing_acknowledged() {
     let mut refused = 0;
     let mut i = 0;
     let publish_one = async |i: &mut usize, acked: &mut Vec<String>, refused: &mut usize| {
-        let target = if *i % 2 == 0 { a.addr } else { b.addr };
+        let target = if i.is_multiple_of(2) { a.addr } else { b.addr };
         let (status, body) = try_publish(target, "outage", &format!("m{i}")).await;
         *i += 1;
         match status {
@@ -591,7 +601,10 @@ async fn flushall_tells_clients_the_epoch_changed_and_never_feeds_wrong_messages
         ("epoch_changed", vec![parts(&new).0])
     );
     let event = again.next().await;
-    assert_eq!((event.id, event.data), (new.clone(), vec!["new0".to_owned()]));
+    assert_eq!(
+        (event.id, event.data),
+        (new.clone(), vec!["new0".to_owned()])
+    );
     // Polls on either node say the same.
     for n in [&a, &b] {
         let (_, _, body) = get(n.addr, &format!("/channels/flush/poll?since={}", old[2])).await;
@@ -677,7 +690,10 @@ async fn a_node_whose_pubsub_connection_drops_reads_what_it_missed_from_the_stre
     let mut acked = vec![publish(a.addr, "missed", "first").await];
     // Every node's pub/sub connection is cut; Redis stays up, so these
     // publishes are acknowledged while B is not listening.
-    let reply = redis.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).await.unwrap();
+    let reply = redis
+        .command(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .await
+        .unwrap();
     assert!(reply.starts_with(':'), "{reply}");
     for i in 0..20 {
         acked.push(publish(a.addr, "missed", &format!("m{i}")).await);

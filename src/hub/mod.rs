@@ -8,7 +8,9 @@
 //! - **Ids**: every message gets a [`MessageId`] — the hub's random epoch
 //!   (new on every restart) and a per-channel sequence number from 1,
 //!   written `{epoch:08x}-{seq}`. The same message has the same id on
-//!   every transport.
+//!   every transport. Under a [`Broker`] other than memory, each channel
+//!   has the epoch the broker keeps for it, and the hub mirrors the
+//!   channel ([`Hub::apply`], [`Hub::sync`]) instead of numbering it.
 //! - **Resuming**: a client asks for messages after the last id it saw
 //!   ([`Since::After`]). What cannot be honoured is reported first and
 //!   explicitly ([`Resume`]): evicted messages (a gap), another epoch (the
@@ -339,13 +341,8 @@ impl Hub {
         }
         let inner = &*self.inner;
         let published = self.with_channel(channel, |channel, state| {
-            let message = state.publish(
-                &channel.name,
-                data,
-                sender,
-                &inner.config,
-                &inner.counters,
-            );
+            let message =
+                state.publish(&channel.name, data, sender, &inner.config, &inner.counters);
             // Waiters register under this lock, so none is missed.
             if state.has_waiters() {
                 channel.notify.notify_waiters();

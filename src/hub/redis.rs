@@ -277,7 +277,11 @@ impl RedisBroker {
         )
         .await;
         let (epoch, seq) = match answer {
-            Err(_) => return Err(PublishError::Unavailable("redis did not answer in time".into())),
+            Err(_) => {
+                return Err(PublishError::Unavailable(
+                    "redis did not answer in time".into(),
+                ))
+            }
             Ok(Err(e)) => return Err(PublishError::Unavailable(format!("redis: {e}"))),
             Ok(Ok(answer)) => answer,
         };
@@ -482,7 +486,10 @@ enum Ended {
 
 /// Runs the pub/sub connection for the node's lifetime: connect, resubscribe,
 /// resync, apply; on failure back off and do it again.
-async fn mirror_task(shared: std::sync::Arc<Shared>, mut requests: mpsc::UnboundedReceiver<Request>) {
+async fn mirror_task(
+    shared: std::sync::Arc<Shared>,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+) {
     let mut mirrors: HashSet<String> = HashSet::new();
     let mut failures = 0u32;
     loop {

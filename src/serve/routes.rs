@@ -312,9 +312,7 @@ async fn publish(app: &App, asker: AuthRequest<'_>, body: &Bytes, channel: &str)
             struct Published {
                 id: JsonId,
             }
-            let mut body = json::to_vec(&Published {
-                id: JsonId(id),
-            });
+            let mut body = json::to_vec(&Published { id: JsonId(id) });
             body.push(b'\n');
             Response::json(202, body)
         }
