@@ -334,6 +334,19 @@ mod tests {
         assert_eq!(own.recv().await.unwrap().id.seq, 2);
     }
 
+    #[test]
+    fn a_mirrored_channel_refuses_local_publishes() {
+        let hub = Hub::new();
+        hub.publish("local", Bytes::from("ok"), None).unwrap();
+        hub.sync("c", snapshot(7, 1, 1..2)).unwrap();
+        let refused = hub.publish("c", Bytes::from("would take 7-2"), None);
+        assert_eq!(refused.unwrap_err(), HubError::Mirrored);
+        assert!(matches!(
+            hub.apply("c", mirrored(7, 2, "m2")),
+            Applied::Appended(_)
+        ));
+    }
+
     /// Polls a future once, without a runtime's help.
     fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
         let waker = std::task::Waker::noop();

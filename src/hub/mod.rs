@@ -139,6 +139,10 @@ pub enum HubError {
     },
     /// The hub has been shut down ([`Hub::shutdown`]).
     Shutdown,
+    /// The channel is numbered by a broker (Redis) and this hub only
+    /// mirrors it: [`Hub::publish`] would hand out ids the broker gives to
+    /// other messages. Publish through the [`Broker`].
+    Mirrored,
 }
 
 impl fmt::Display for HubError {
@@ -149,6 +153,7 @@ impl fmt::Display for HubError {
                 write!(f, "message of {size} bytes exceeds the limit of {limit}")
             }
             HubError::Shutdown => f.write_str("hub shut down"),
+            HubError::Mirrored => f.write_str("channel mirrored from a broker: publish through it"),
         }
     }
 }
@@ -325,6 +330,8 @@ impl Hub {
 
     /// Publishes `data` to `channel` (created if need be), queues it to
     /// every subscriber, wakes every long poll, and returns it with its id.
+    /// A channel a broker mirrors is refused ([`HubError::Mirrored`]): it
+    /// is published through [`Broker::publish`].
     ///
     /// Never waits for a subscriber: those with a full queue are dropped
     /// with [`Closed::Lagged`].
@@ -341,6 +348,9 @@ impl Hub {
         }
         let inner = &*self.inner;
         let published = self.with_channel(channel, |channel, state| {
+            if state.mirrored {
+                return Err(HubError::Mirrored);
+            }
             let message =
                 state.publish(&channel.name, data, sender, &inner.config, &inner.counters);
             // Waiters register under this lock, so none is missed.

@@ -57,7 +57,7 @@ use super::{Hub, HubError};
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Client, Script, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -294,6 +294,11 @@ impl RedisBroker {
 
     /// Makes the hub mirror `channel` (see the [module docs](self)).
     pub(crate) async fn attach(&self, channel: &str) -> Result<(), PublishError> {
+        // Mirrored already: the mirror task keeps it up to date (or will,
+        // once Redis is back), no need to ask it.
+        if self.shared.hub.mirrored_last(channel).is_some() {
+            return Ok(());
+        }
         let (reply, answer) = oneshot::channel();
         let request = Request::Attach {
             channel: channel.to_owned(),
@@ -495,8 +500,12 @@ async fn mirror_task(
     loop {
         match session(&shared, &mut requests, &mut mirrors, &mut failures).await {
             Ended::Stopped => return,
+            // Said once per outage; each failed attempt after it is a debug event.
+            Ended::Failed(why) if failures == 0 => {
+                tracing::warn!(reason = %why, "redis unreachable; reconnecting with backoff");
+            }
             Ended::Failed(why) => {
-                tracing::warn!(reason = %why, "redis pub/sub connection lost; reconnecting");
+                tracing::debug!(reason = %why, failures, "redis still unreachable");
             }
         }
         let wait = backoff(&shared.config, failures);
@@ -573,7 +582,7 @@ async fn session(
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Channels whose pub/sub messages are applied here; resynced once each
     // when a message did not follow.
-    let mut pending: HashMap<String, ()> = HashMap::new();
+    let mut pending: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             message = std::future::poll_fn(|cx| {
@@ -595,7 +604,7 @@ async fn session(
                 match shared.hub.apply(channel, mirrored) {
                     Applied::Appended(_) | Applied::Duplicate => {}
                     Applied::Hole { .. } => {
-                        pending.insert(channel.to_owned(), ());
+                        pending.insert(channel.to_owned());
                     }
                     Applied::NoChannel => {
                         let channel = channel.to_owned();
@@ -604,7 +613,7 @@ async fn session(
                         }
                     }
                 }
-                for (channel, ()) in pending.drain() {
+                for channel in pending.drain() {
                     if let Err(why) = resync(shared, &channel).await {
                         return Ended::Failed(why);
                     }
