@@ -704,3 +704,56 @@ async fn a_node_whose_pubsub_connection_drops_reads_what_it_missed_from_the_stre
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_hole_the_stream_cannot_fill_ends_live_streams_and_resumes_report_the_gap() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let mut on_b = Sse::open(b.addr, "holes", None).await;
+    let mut socket = ws_connect(b.addr, "").await;
+    ws_join(&mut socket, "holes").await;
+    let old = [
+        publish(a.addr, "holes", "one").await,
+        publish(a.addr, "holes", "two").await,
+    ];
+    assert_eq!(on_b.next().await.id, old[0]);
+    assert_eq!(on_b.next().await.id, old[1]);
+    // Three messages numbered and lost (as a trimmed or partly lost
+    // stream would have them): the next one cannot follow what B holds.
+    let reply = redis
+        .command(&["HINCRBY", "rtwire:{holes}:meta", "seq", "3"])
+        .await
+        .unwrap();
+    assert_eq!(reply, ":5\r\n");
+    let after = publish(a.addr, "holes", "six").await;
+    assert_eq!(parts(&after), (parts(&old[0]).0, 6));
+    // B's live subscribers end rather than skip 3..5 silently...
+    assert_eq!(on_b.next_or_end().await, None);
+    let close = loop {
+        match tokio::time::timeout(DEADLINE, socket.recv()).await.unwrap() {
+            Ok(Some(Message::Close(frame))) => break frame.expect("a close code"),
+            Ok(Some(_)) => continue,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    assert_eq!(close.code, rtwire::proto::CloseCode(1013));
+    assert!(
+        close.reason.contains(&format!("rejoin since {}", old[1])),
+        "{}",
+        close.reason
+    );
+    // ...and resuming, the client is told of the gap, then gets what is left.
+    let mut again = Sse::open(b.addr, "holes", Some(&old[1])).await;
+    let notice = again.next().await;
+    assert_eq!(
+        (notice.event.as_str(), notice.data),
+        ("gap", vec![after.clone()])
+    );
+    assert_eq!(again.next().await.id, after);
+    let (_, _, body) = get(a.addr, &format!("/channels/holes/poll?since={}", old[1])).await;
+    assert!(body.contains("\"resume\":\"gap\""), "{body}");
+    assert_eq!(json_ids(&body), vec![after.clone()], "{body}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -166,7 +166,7 @@ enum Request {
     /// Mirror this channel; answer once the hub holds what Redis holds.
     Attach {
         channel: String,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), PublishError>>,
     },
 }
 
@@ -310,8 +310,7 @@ impl RedisBroker {
         // Subscribing and reading the stream each have the read timeout.
         let deadline = self.shared.config.read_timeout * 2;
         match timeout(deadline, answer).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(why))) => Err(PublishError::Unavailable(why)),
+            Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(HubError::Shutdown.into()),
             Err(_) => Err(PublishError::Unavailable(
                 "redis did not answer in time".into(),
@@ -444,9 +443,17 @@ fn parse_snapshot(value: &Value) -> Option<Snapshot> {
     })
 }
 
+/// Why a channel could not be resynced.
+enum ResyncError {
+    /// Redis failed: reconnect.
+    Redis(String),
+    /// The hub refused the channel (full, shut down): stop mirroring it.
+    Hub(HubError),
+}
+
 /// Reads what Redis holds of `channel` after what the hub holds, and
 /// brings the hub in line.
-async fn resync(shared: &Shared, channel: &str) -> Result<(), String> {
+async fn resync(shared: &Shared, channel: &str) -> Result<(), ResyncError> {
     let keys = Keys::new(channel);
     let held = shared.hub.mirrored_last(channel);
     let (epoch, after) = match held {
@@ -467,14 +474,14 @@ async fn resync(shared: &Shared, channel: &str) -> Result<(), String> {
         invocation.invoke_async::<Value>(&mut commands),
     )
     .await
-    .map_err(|_| "redis did not answer in time".to_owned())?
-    .map_err(|e| format!("redis: {e}"))?;
-    let snapshot =
-        parse_snapshot(&answer).ok_or_else(|| "redis: malformed stream read".to_owned())?;
+    .map_err(|_| ResyncError::Redis("redis did not answer in time".to_owned()))?
+    .map_err(|e| ResyncError::Redis(format!("redis: {e}")))?;
+    let snapshot = parse_snapshot(&answer)
+        .ok_or_else(|| ResyncError::Redis("redis: malformed stream read".to_owned()))?;
     let synced = shared
         .hub
         .sync(channel, snapshot)
-        .map_err(|e| e.to_string())?;
+        .map_err(ResyncError::Hub)?;
     if synced.reset {
         tracing::debug!(channel, last = %synced.last, "redis mirror started over");
     }
@@ -539,10 +546,10 @@ fn backoff(config: &RedisConfig, failures: u32) -> Duration {
 
 fn answer_offline(shared: &Shared, mirrors: &HashSet<String>, request: Request) {
     let Request::Attach { channel, reply } = request;
-    let answer = if mirrors.contains(&channel) && shared.hub.contains(&channel) {
+    let answer = if mirrors.contains(&channel) && shared.hub.mirrored_last(&channel).is_some() {
         Ok(())
     } else {
-        Err("redis unreachable".to_owned())
+        Err(PublishError::Unavailable("redis unreachable".to_owned()))
     };
     let _ = reply.send(answer);
 }
@@ -569,9 +576,10 @@ async fn session(
             return Ended::Failed(why);
         }
     }
-    for channel in mirrors.iter() {
-        if let Err(why) = resync(shared, channel).await {
-            return Ended::Failed(why);
+    let channels: Vec<String> = mirrors.iter().cloned().collect();
+    for channel in channels {
+        if let Err(ended) = resync_or_forget(shared, &mut sink, mirrors, &channel).await {
+            return ended;
         }
     }
     if *failures > 0 {
@@ -614,8 +622,8 @@ async fn session(
                     }
                 }
                 for channel in pending.drain() {
-                    if let Err(why) = resync(shared, &channel).await {
-                        return Ended::Failed(why);
+                    if let Err(ended) = resync_or_forget(shared, &mut sink, mirrors, &channel).await {
+                        return ended;
                     }
                 }
             }
@@ -623,12 +631,12 @@ async fn session(
                 let Some(Request::Attach { channel, reply }) = request else {
                     return Ended::Stopped;
                 };
-                if mirrors.contains(&channel) && shared.hub.contains(&channel) {
+                if mirrors.contains(&channel) && shared.hub.mirrored_last(&channel).is_some() {
                     let _ = reply.send(Ok(()));
                     continue;
                 }
                 if let Err(why) = call(read_timeout, sink.subscribe(publish_channel(&channel))).await {
-                    let _ = reply.send(Err(why.clone()));
+                    let _ = reply.send(Err(PublishError::Unavailable(why.clone())));
                     return Ended::Failed(why);
                 }
                 mirrors.insert(channel.clone());
@@ -636,8 +644,14 @@ async fn session(
                     Ok(()) => {
                         let _ = reply.send(Ok(()));
                     }
-                    Err(why) => {
-                        let _ = reply.send(Err(why.clone()));
+                    Err(ResyncError::Hub(e)) => {
+                        let _ = reply.send(Err(e.into()));
+                        if let Err(why) = forget(&mut sink, mirrors, &channel, read_timeout).await {
+                            return Ended::Failed(why);
+                        }
+                    }
+                    Err(ResyncError::Redis(why)) => {
+                        let _ = reply.send(Err(PublishError::Unavailable(why.clone())));
                         return Ended::Failed(why);
                     }
                 }
@@ -661,6 +675,26 @@ async fn session(
                     return Ended::Stopped;
                 }
             }
+        }
+    }
+}
+
+/// Resyncs `channel`; a channel the hub refuses is mirrored no more, a
+/// Redis failure ends the session.
+async fn resync_or_forget(
+    shared: &Shared,
+    sink: &mut PubSubSink,
+    mirrors: &mut HashSet<String>,
+    channel: &str,
+) -> Result<(), Ended> {
+    match resync(shared, channel).await {
+        Ok(()) => Ok(()),
+        Err(ResyncError::Redis(why)) => Err(Ended::Failed(why)),
+        Err(ResyncError::Hub(e)) => {
+            tracing::debug!(channel, error = %e, "redis mirror dropped");
+            forget(sink, mirrors, channel, shared.config.read_timeout)
+                .await
+                .map_err(Ended::Failed)
         }
     }
 }
