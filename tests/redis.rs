@@ -757,3 +757,45 @@ async fn a_hole_the_stream_cannot_fill_ends_live_streams_and_resumes_report_the_
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// How many connections are subscribed to `channel`'s pub/sub channel.
+async fn pubsub_subscribers(redis: &RedisServer, channel: &str) -> u64 {
+    let name = format!("rtwire:{{{channel}}}:pub");
+    let reply = redis.command(&["PUBSUB", "NUMSUB", &name]).await.unwrap();
+    let count = reply.rsplit(':').next().unwrap().trim();
+    count.parse().unwrap()
+}
+
+#[tokio::test]
+async fn each_node_subscribes_once_per_channel_until_its_hub_sweeps_it() {
+    let redis = RedisServer::start().await;
+    let a = node(&redis).await;
+    let b = node(&redis).await;
+    let first = Sse::open(b.addr, "once", None).await;
+    let second = Sse::open(b.addr, "once", None).await;
+    let mut socket = ws_connect(b.addr, "").await;
+    ws_join(&mut socket, "once").await;
+    assert_eq!(pubsub_subscribers(&redis, "once").await, 1, "one per node");
+    let id = publish(a.addr, "once", "x").await;
+    assert_eq!(ws_next_id(&mut socket).await, id);
+    drop((first, second, socket));
+    until("b's subscribers gone", async || {
+        b.hub.stats().subscribers == 0
+    })
+    .await;
+    // Idle long enough to be swept: B stops mirroring it.
+    let later = Instant::now() + Duration::from_secs(3600);
+    assert_eq!(b.hub.sweep_at(later), 1);
+    until("b unsubscribed", async || {
+        pubsub_subscribers(&redis, "once").await == 0
+    })
+    .await;
+    // Asked again, B mirrors it again, from Redis's history.
+    let next = publish(a.addr, "once", "y").await;
+    let (_, _, body) = get(b.addr, &format!("/channels/once/poll?since={id}")).await;
+    assert!(body.contains("\"resume\":\"exact\""), "{body}");
+    assert_eq!(json_ids(&body), vec![next], "{body}");
+    assert_eq!(pubsub_subscribers(&redis, "once").await, 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
