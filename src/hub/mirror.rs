@@ -109,7 +109,7 @@ impl Hub {
     /// Brings `channel` (created if need be) in line with what the broker
     /// holds: another epoch, or a newest sequence number or message that
     /// cannot follow what the hub holds, starts the channel over (see the
-    /// [module docs](self)); then every newer message is appended.
+    /// rules on [`Applied`]); then every newer message is appended.
     pub fn sync(&self, channel: &str, snapshot: Snapshot) -> Result<Synced, HubError> {
         let counters = self.inner.counters.clone();
         let synced = self.with_channel(channel, |channel, state| {

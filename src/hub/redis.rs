@@ -24,7 +24,7 @@
 //!
 //! Each node keeps one pub/sub connection and SUBSCRIBEs once per channel
 //! its hub mirrors. A channel is mirrored from the first time a local
-//! client subscribes to it or polls it ([`RedisBroker::attach`]): SUBSCRIBE
+//! client subscribes to it or polls it ([`Broker::attach`](super::Broker::attach)): SUBSCRIBE
 //! first, then read the meta and the stream (one read-only step), so
 //! nothing falls between the two; duplicates are skipped by sequence
 //! number. It stops being mirrored when the local hub sweeps the channel
