@@ -329,3 +329,49 @@ fn token_with_an_unreadable_secret_file_exits_2() {
         stderr(&output)
     );
 }
+
+/// `GET /metrics`, the value of one unlabelled metric.
+async fn metric(addr: std::net::SocketAddr, name: &str) -> Option<u64> {
+    let (status, body) = request(addr, "GET /metrics HTTP/1.1", "").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn history_and_idle_channel_flags_set_the_hub() {
+    let running = start(command(&[
+        "serve",
+        "--port=0",
+        "--history-messages=2",
+        "--channel-idle-timeout=1",
+    ]))
+    .await;
+    let addr = serve_address(&running);
+    for data in ["a", "b", "c"] {
+        assert_eq!(
+            request(addr, "POST /channels/x HTTP/1.1", data).await.0,
+            202
+        );
+    }
+    let (status, poll) = request(addr, "GET /channels/x/poll HTTP/1.1", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        !poll.contains(r#""data":"a""#)
+            && poll.contains(r#""data":"b""#)
+            && poll.contains(r#""data":"c""#),
+        "two messages kept: {poll}"
+    );
+    assert_eq!(metric(addr, "rtwire_channels").await, Some(1));
+    // Nobody listens: the channel goes within about 1.25 s of its last
+    // message (the sweep runs every second here); wait at most 10 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metric(addr, "rtwire_channels").await != Some(0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "channel never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(addr, "rtwire_history_bytes").await, Some(0));
+}

@@ -1,14 +1,5 @@
-//! Accepting connections when descriptors run out, and the descriptor
-//! limit itself.
-//!
-//! When the process is out of descriptors, `accept` fails and the client
-//! stays queued in the kernel: retrying at once spins a core, and the
-//! client hangs until the limit frees. [`Acceptor`] keeps one spare
-//! descriptor; when `accept` fails for lack of descriptors it closes the
-//! spare, accepts the waiting client with it for the caller to refuse
-//! quickly (503), and takes the spare back. Other errors back off (1 ms,
-//! doubling to 1 s) and are logged (a `tracing` warning) at most once a
-//! second.
+//! Accepting connections when descriptors run out ([`Acceptor`]), and the
+//! descriptor limit itself.
 
 use std::fs::File;
 use std::io;
@@ -27,8 +18,16 @@ pub enum Accepted {
     OutOfDescriptors(TcpStream),
 }
 
-/// A listener's accept loop that rides out descriptor exhaustion; see the
-/// [module docs](self).
+/// A listener's accept loop that rides out descriptor exhaustion.
+///
+/// When the process is out of descriptors, `accept` fails and the client
+/// stays queued in the kernel: retrying at once spins a core, and the
+/// client hangs until the limit frees. An `Acceptor` keeps one spare
+/// descriptor; when `accept` fails for lack of descriptors it closes the
+/// spare, accepts the waiting client with it for the caller to refuse
+/// quickly (503), and takes the spare back. Other errors back off (1 ms,
+/// doubling to 1 s) and are logged (a `tracing` warning) at most once a
+/// second.
 #[derive(Debug)]
 pub struct Acceptor {
     listener: TcpListener,

@@ -2,27 +2,6 @@
 //! transports: publishing, short and long polling, SSE (`/channels/...`).
 //! `/ws` checks origins in its handshake instead; the fallback handler's
 //! routes are the program's to answer.
-//!
-//! Closed by default ([`ServeConfig::cors`](super::ServeConfig::cors) is
-//! `None`): no CORS header at all, so a browser lets no other origin read
-//! an answer. When configured:
-//!
-//! - A request with an allowed `Origin` gets `Access-Control-Allow-Origin`
-//!   (the origin echoed, or `*` for any origin without credentials),
-//!   `Access-Control-Expose-Headers: ETag, Retry-After`, and
-//!   `Access-Control-Allow-Credentials: true` if credentials are allowed.
-//! - A preflight (`OPTIONS` with `Origin` and
-//!   `Access-Control-Request-Method`) from an allowed origin gets 204 with
-//!   the methods (`GET, POST, HEAD, OPTIONS`), the request headers the
-//!   routes read (`Authorization, Content-Type, Last-Event-ID,
-//!   If-None-Match`) and `Access-Control-Max-Age`.
-//! - A disallowed origin gets no CORS header (the browser withholds the
-//!   answer), and its preflight a 403 with the reason, which shows in the
-//!   browser's console where a bare 204 would say nothing.
-//! - `*` is never sent with credentials (the browser would refuse it): the
-//!   origin is echoed instead. Whenever the answer depends on the origin,
-//!   it carries `Vary: Origin`, so no cache hands one origin's answer to
-//!   another.
 
 use std::fmt;
 use std::time::Duration;
@@ -31,7 +10,28 @@ use super::response::Response;
 use crate::http::Request;
 
 /// Who may read the HTTP transports' answers from a browser page of
-/// another origin. See the [module docs](self) for the headers sent.
+/// another origin.
+///
+/// Closed by default ([`ServeConfig::cors`](super::ServeConfig::cors) is
+/// `None`): no CORS header at all, so a browser lets no other origin read
+/// an answer. When configured:
+///
+/// - A request with an allowed `Origin` gets `Access-Control-Allow-Origin`
+///   (the origin echoed, or `*` for any origin without credentials),
+///   `Access-Control-Expose-Headers: ETag, Retry-After`, and
+///   `Access-Control-Allow-Credentials: true` if credentials are allowed.
+/// - A preflight (`OPTIONS` with `Origin` and
+///   `Access-Control-Request-Method`) from an allowed origin gets 204 with
+///   the methods (`GET, POST, HEAD, OPTIONS`), the request headers the
+///   routes read (`Authorization, Content-Type, Last-Event-ID,
+///   If-None-Match`) and `Access-Control-Max-Age`.
+/// - A disallowed origin gets no CORS header (the browser withholds the
+///   answer), and its preflight a 403 with the reason, which shows in the
+///   browser's console where a bare 204 would say nothing.
+/// - `*` is never sent with credentials (the browser would refuse it): the
+///   origin is echoed instead. Whenever the answer depends on the origin,
+///   it carries `Vary: Origin`, so no cache hands one origin's answer to
+///   another.
 ///
 /// ```
 /// use rtwire::serve::{Cors, CorsError};

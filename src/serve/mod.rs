@@ -498,15 +498,18 @@ impl Server {
         let mut acceptor = Acceptor::new(listener, "rtwire serve");
         let mut tasks = tokio::task::JoinSet::new();
         let minute = Duration::from_secs(60);
-        let mut sweep = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
+        let start = tokio::time::Instant::now();
+        let mut summary = tokio::time::interval_at(start + minute, minute);
+        let every = sweep_interval(app.config.hub.idle_timeout);
+        let mut sweep = tokio::time::interval_at(start + every, every);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = sweep.tick() => {
                     app.hub.sweep();
-                    app.metrics.log_summary(&app.hub);
                 }
+                _ = summary.tick() => app.metrics.log_summary(&app.hub),
                 accepted = acceptor.accept() => {
                     let (stream, over_cap) = match accepted {
                         Accepted::Stream(stream, peer) => {
@@ -571,4 +574,11 @@ impl Server {
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         Ok(())
     }
+}
+
+/// How often idle channels are swept: a quarter of their idle timeout, so
+/// one is gone at most 1.25 times that after its last message, between
+/// once a second and once a minute.
+fn sweep_interval(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }

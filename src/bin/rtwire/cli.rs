@@ -85,6 +85,22 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes; larger gets 413.
     #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_body_bytes, env = "RTWIRE_MAX_BODY")]
     pub max_body: usize,
+    /// The most messages a channel keeps for clients that resume or poll;
+    /// older ones are evicted, and resuming from them is told of the gap.
+    #[arg(long, value_name = "N", default_value_t = ServeConfig::default().hub.history_messages, env = "RTWIRE_HISTORY_MESSAGES")]
+    pub history_messages: usize,
+    /// The most bytes a channel's history keeps (payloads and their cached
+    /// encodings), in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().hub.history_bytes, env = "RTWIRE_HISTORY_BYTES")]
+    pub history_bytes: usize,
+    /// The most bytes all channels' histories keep together; past it the
+    /// least recently published channels are trimmed first.
+    #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().hub.history_bytes_total, env = "RTWIRE_HISTORY_BYTES_TOTAL")]
+    pub history_bytes_total: usize,
+    /// A channel nobody listens to is forgotten, history and all, this many
+    /// seconds after its last message.
+    #[arg(long, value_name = "SECONDS", default_value_t = ServeConfig::default().hub.idle_timeout.as_secs(), env = "RTWIRE_CHANNEL_IDLE_TIMEOUT")]
+    pub channel_idle_timeout: u64,
     /// An origin whose pages may use the HTTP transports across origins
     /// (CORS), as `https://app.example.com`, or `*` for any; repeat the
     /// flag or separate origins with commas. Default: none (closed).

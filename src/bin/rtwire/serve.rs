@@ -13,6 +13,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = ServeConfig::default();
     config.max_connections = connection_cap(args.max_connections.asked, "serve");
     config.max_body_bytes = args.max_body;
+    config.hub.history_messages = args.history_messages;
+    config.hub.history_bytes = args.history_bytes;
+    config.hub.history_bytes_total = args.history_bytes_total;
+    config.hub.idle_timeout = std::time::Duration::from_secs(args.channel_idle_timeout);
     config.metrics_token = args.metrics_token;
     if !args.cors_origin.is_empty() {
         let cors =
