@@ -484,6 +484,28 @@ async fn a_restarted_node_keeps_the_channel_epoch_and_history() {
     again.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_stream_in_redis_keeps_history_bytes_of_payload() {
+    let redis = RedisServer::start().await;
+    let mut small = ServeConfig::default();
+    small.redis = Some(redis_config(redis.url()));
+    small.hub.history_bytes = 1000;
+    let a = start_with(small, TokenAuth::default()).await;
+    let payload = "x".repeat(400);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(publish(a.addr, "bounded", &payload).await);
+    }
+    // Node B keeps much more itself: what it loads is what Redis kept.
+    let b = node(&redis).await;
+    let (_, _, body) = get(b.addr, "/channels/bounded/poll").await;
+    assert_eq!(json_ids(&body), ids[3..].to_vec(), "{body}");
+    let (_, _, body) = get(b.addr, &format!("/channels/bounded/poll?since={}", ids[0])).await;
+    assert!(body.contains("\"resume\":\"gap\""), "{body}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 /// What one subscriber received: ids in order.
 async fn collect_sse(mut sse: Sse, want: usize) -> Vec<String> {
     let mut got = Vec::new();

@@ -133,17 +133,34 @@ if not epoch then
   epoch = ARGV[1]
   seq = 0
   redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0, 'bytes', 0)
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 ";
 
 /// ARGV[3]: the payload; ARGV[4]: the sender ('' for none); ARGV[5]: the
-/// stream's MAXLEN; ARGV[6]: the pub/sub channel. Returns {epoch, seq}.
+/// most entries the stream keeps; ARGV[6]: the pub/sub channel; ARGV[7]:
+/// the most payload bytes it keeps (the newest entry always stays).
+/// Returns {epoch, seq}.
 const PUBLISH_TAIL: &str = r"
 seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local id = string.format('%d', seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], id .. '-0', 's', ARGV[4], 'd', ARGV[3])
+redis.call('XADD', KEYS[2], id .. '-0', 's', ARGV[4], 'd', ARGV[3])
+local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', string.len(ARGV[3]))
+local count = redis.call('XLEN', KEYS[2])
+local max_count = tonumber(ARGV[5])
+local max_bytes = tonumber(ARGV[7])
+while count > 1 and (count > max_count or bytes > max_bytes) do
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  local fields = oldest[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'd' then
+      bytes = redis.call('HINCRBY', KEYS[1], 'bytes', -string.len(fields[i + 1]))
+    end
+  end
+  redis.call('XDEL', KEYS[2], oldest[1])
+  count = count - 1
+end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('PUBLISH', ARGV[6], epoch .. ':' .. id .. ':' .. ARGV[4] .. ':' .. ARGV[3])
@@ -269,7 +286,8 @@ impl RedisBroker {
             .arg(data.as_ref())
             .arg(&sender_text)
             .arg(hub_config.history_messages.max(1))
-            .arg(&keys.publish);
+            .arg(&keys.publish)
+            .arg(hub_config.history_bytes.max(1));
         let mut commands = shared.commands.clone();
         let answer = timeout(
             shared.config.publish_timeout,
