@@ -87,6 +87,14 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + DEADLINE;
         loop {
+            // It could not listen (the port was taken since free_port).
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("redis-server on port {} exited: {status}", self.port);
+            }
             if let Ok(reply) = self.command(&["PING"]).await {
                 if reply.starts_with("+PONG") {
                     return;
