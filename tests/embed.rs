@@ -3,13 +3,17 @@
 //! its fallback), and what any fallback handler gets from the server.
 #![cfg(feature = "serve")]
 
+mod common;
 #[path = "../examples/embed_serve.rs"]
 mod embed_serve;
+
+use common::serve::{
+    exchange, exchange_on, get_request as get, json_field, post_request as post, Sse,
+};
 
 use rtwire::serve::{HttpRequest, HttpResponse, ServeConfig, Server, TokenAuth};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -36,84 +40,17 @@ fn loopback() -> ServeConfig {
     config
 }
 
-/// Sends `request` on `stream` and reads the answer to the end: status,
-/// head, body.
-async fn exchange_on(mut stream: TcpStream, request: &str) -> (u16, String, String) {
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
-}
-
-async fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
-    exchange_on(TcpStream::connect(addr).await.unwrap(), request).await
-}
-
-fn post(path: &str, authorization: Option<&str>, body: &str) -> String {
-    let auth = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-}
-
-/// Opens an SSE stream and reads past its head.
-async fn open_events(addr: SocketAddr, channel: &str) -> tokio::io::Lines<BufReader<TcpStream>> {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = format!("GET /channels/{channel}/events HTTP/1.1\r\nHost: x\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut lines = BufReader::new(stream).lines();
-    let status = lines.next_line().await.unwrap().unwrap();
-    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-    while lines
-        .next_line()
-        .await
-        .unwrap()
-        .is_some_and(|l| !l.is_empty())
-    {}
-    lines
-}
-
-/// The `id:` and `data:` of the next event with data.
-async fn next_event(lines: &mut tokio::io::Lines<BufReader<TcpStream>>) -> (String, String) {
-    let (mut id, mut data) = (String::new(), String::new());
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("an event in time")
-            .unwrap()
-            .expect("stream open");
-        if let Some(v) = line.strip_prefix("id: ") {
-            id = v.to_owned();
-        } else if let Some(v) = line.strip_prefix("data: ") {
-            data = v.to_owned();
-        } else if line.is_empty() && !data.is_empty() {
-            return (id, data);
-        }
-    }
-}
-
-fn json_id(body: &str) -> String {
-    let start = body.find("\"id\":\"").expect("an id") + 6;
-    let end = body[start..].find('"').unwrap() + start;
-    body[start..end].to_owned()
-}
-
 #[tokio::test]
 async fn the_custom_route_publishes_to_sse_subscribers_after_its_own_auth() {
     let (server, _auth) = embed_serve::build(loopback(), KEY).await.unwrap();
     let running = run(server);
     let addr = running.addr;
-    let mut events = open_events(addr, embed_serve::CHANNEL).await;
+    let mut events = Sse::open(
+        addr,
+        &format!("/channels/{}/events", embed_serve::CHANNEL),
+        None,
+    )
+    .await;
 
     let (status, _, body) = exchange(addr, &post("/api/announce", None, "sneaky")).await;
     assert_eq!(status, 401, "{body}");
@@ -124,8 +61,9 @@ async fn the_custom_route_publishes_to_sse_subscribers_after_its_own_auth() {
     let key = format!("Bearer {KEY}");
     let (status, _, body) = exchange(addr, &post("/api/announce", Some(&key), "lunch")).await;
     assert_eq!(status, 202, "{body}");
-    let id = json_id(&body);
-    assert_eq!(next_event(&mut events).await, (id, "lunch".to_owned()));
+    let id = json_field(&body, "id").expect("an id");
+    let event = events.next().await;
+    assert_eq!((event.id, event.data), (id, vec!["lunch".to_owned()]));
 
     // rtwire's own publish route asks the same hook.
     let (status, _, _) = exchange(addr, &post("/channels/announcements", None, "x")).await;
@@ -133,9 +71,10 @@ async fn the_custom_route_publishes_to_sse_subscribers_after_its_own_auth() {
     let (status, _, body) =
         exchange(addr, &post("/channels/announcements", Some(&key), "tea")).await;
     assert_eq!(status, 202, "{body}");
+    let event = events.next().await;
     assert_eq!(
-        next_event(&mut events).await,
-        (json_id(&body), "tea".into())
+        (event.id, event.data),
+        (json_field(&body, "id").unwrap(), vec!["tea".to_owned()])
     );
 }
 

@@ -8,7 +8,10 @@
 
 mod common;
 
-use common::serve::{start_with, Running};
+use common::serve::{
+    get, json_field, json_ids, publish, start_with, try_publish, ws_connect, ws_next_text, Running,
+    Sse, Ws,
+};
 use rtwire::hub::redis::RedisConfig;
 use rtwire::proto::Message;
 use rtwire::serve::{ServeConfig, TokenAuth, UserTokens};
@@ -16,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -186,142 +189,10 @@ async fn until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// A whole HTTP exchange on a fresh connection: status, head, body.
-async fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
-}
-
-async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    exchange(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    )
-    .await
-}
-
-/// A POST: its status and body.
-async fn try_publish(addr: SocketAddr, channel: &str, body: &str) -> (u16, String) {
-    let (status, _, answer) = exchange(
-        addr,
-        &format!(
-            "POST /channels/{channel} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-    .await;
-    (status, answer)
-}
-
-async fn publish(addr: SocketAddr, channel: &str, body: &str) -> String {
-    let (status, answer) = try_publish(addr, channel, body).await;
-    assert_eq!(status, 202, "{answer}");
-    json_field(&answer, "id").expect("an id")
-}
-
-/// The string value of `"key":"value"` in a JSON text.
-fn json_field(json: &str, key: &str) -> Option<String> {
-    let start = json.find(&format!("\"{key}\":\""))? + key.len() + 4;
-    let end = json[start..].find('"')? + start;
-    Some(json[start..end].to_owned())
-}
-
-/// Every `"id":"..."` in a JSON text, in order.
-fn json_ids(json: &str) -> Vec<String> {
-    json.match_indices("\"id\":\"")
-        .map(|(at, _)| {
-            let start = at + 6;
-            let end = json[start..].find('"').unwrap() + start;
-            json[start..end].to_owned()
-        })
-        .collect()
-}
-
 /// `(epoch, seq)` of an id.
 fn parts(id: &str) -> (String, u64) {
     let (epoch, seq) = id.split_once('-').unwrap();
     (epoch.to_owned(), seq.parse().unwrap())
-}
-
-/// An open SSE stream read event by event.
-struct Sse {
-    lines: tokio::io::Lines<BufReader<TcpStream>>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct SseEvent {
-    id: String,
-    event: String,
-    data: Vec<String>,
-}
-
-impl Sse {
-    async fn open(addr: SocketAddr, channel: &str, last_event_id: Option<&str>) -> Sse {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let resume = last_event_id
-            .map(|id| format!("Last-Event-ID: {id}\r\n"))
-            .unwrap_or_default();
-        stream
-            .write_all(
-                format!("GET /channels/{channel}/events HTTP/1.1\r\nHost: x\r\n{resume}\r\n")
-                    .as_bytes(),
-            )
-            .await
-            .unwrap();
-        let mut lines = BufReader::new(stream).lines();
-        let status = lines.next_line().await.unwrap().unwrap();
-        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.is_empty() {
-                break;
-            }
-        }
-        Sse { lines }
-    }
-
-    /// The next event, or `None` when the server ended the stream.
-    async fn next_or_end(&mut self) -> Option<SseEvent> {
-        let mut event = SseEvent::default();
-        loop {
-            let line = tokio::time::timeout(DEADLINE, self.lines.next_line())
-                .await
-                .expect("an event in time")
-                .ok()
-                .flatten()?;
-            if line.is_empty() {
-                if event != SseEvent::default() {
-                    return Some(event);
-                }
-                continue;
-            }
-            if let Some(v) = line.strip_prefix("id: ") {
-                event.id = v.to_owned();
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                event.event = v.to_owned();
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                event.data.push(v.to_owned());
-            }
-        }
-    }
-
-    async fn next(&mut self) -> SseEvent {
-        self.next_or_end().await.expect("stream open")
-    }
-}
-
-type Ws = rtwire::ws::WebSocket<rtwire::ws::MaybeTlsStream<TcpStream>>;
-
-async fn ws_connect(addr: SocketAddr, query: &str) -> Ws {
-    rtwire::ws::connect(&format!("ws://{addr}/ws{query}"))
-        .await
-        .unwrap()
-        .0
 }
 
 async fn ws_join(ws: &mut Ws, channel: &str) {
@@ -335,21 +206,6 @@ async fn ws_join(ws: &mut Ws, channel: &str) {
         if text.contains("\"type\":\"joined\"") && text.contains(channel) {
             assert!(text.contains("\"resume\":\"exact\""), "{text}");
             return;
-        }
-    }
-}
-
-async fn ws_next_text(ws: &mut Ws) -> String {
-    loop {
-        let message = tokio::time::timeout(DEADLINE, ws.recv())
-            .await
-            .expect("a message in time")
-            .unwrap();
-        match message {
-            Some(Message::Text(t)) => return t.as_str().to_owned(),
-            Some(Message::Close(frame)) => panic!("closed: {frame:?}"),
-            Some(_) => continue,
-            None => panic!("closed"),
         }
     }
 }
@@ -382,7 +238,7 @@ async fn one_publish_on_a_reaches_every_transport_on_both_nodes_with_the_same_id
     let mut long_polls = Vec::new();
     for n in [&a, &b] {
         let addr = n.addr;
-        sse.push(Sse::open(addr, "room", None).await);
+        sse.push(Sse::open(addr, "/channels/room/events", None).await);
         let mut socket = ws_connect(addr, "").await;
         ws_join(&mut socket, "room").await;
         ws.push(socket);
@@ -436,7 +292,7 @@ async fn a_subscriber_moved_from_a_to_b_resumes_with_no_loss_and_no_duplicate() 
     let redis = RedisServer::start().await;
     let a = node(&redis).await;
     let b = node(&redis).await;
-    let mut on_a = Sse::open(a.addr, "move", None).await;
+    let mut on_a = Sse::open(a.addr, "/channels/move/events", None).await;
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(publish(a.addr, "move", &format!("m{i}")).await);
@@ -448,7 +304,7 @@ async fn a_subscriber_moved_from_a_to_b_resumes_with_no_loss_and_no_duplicate() 
     // the channel before the client arrives with its last id.
     ids.push(publish(a.addr, "move", "m3").await);
     ids.push(publish(b.addr, "move", "m4").await);
-    let mut on_b = Sse::open(b.addr, "move", Some(&ids[1])).await;
+    let mut on_b = Sse::open(b.addr, "/channels/move/events", Some(&ids[1])).await;
     for (i, id) in ids.iter().enumerate().skip(2) {
         let event = on_b.next().await;
         assert_eq!(event.event, "", "no notice: the resume is exact");
@@ -541,7 +397,7 @@ async fn redis_stopped_while_publishing_loses_nothing_acknowledged() {
     let mut sse = Vec::new();
     let mut ws = Vec::new();
     for n in [&a, &b] {
-        sse.push(Sse::open(n.addr, "outage", None).await);
+        sse.push(Sse::open(n.addr, "/channels/outage/events", None).await);
         let mut socket = ws_connect(n.addr, "").await;
         ws_join(&mut socket, "outage").await;
         ws.push(socket);
@@ -607,7 +463,7 @@ async fn flushall_tells_clients_the_epoch_changed_and_never_feeds_wrong_messages
     let redis = RedisServer::start().await;
     let a = node(&redis).await;
     let b = node(&redis).await;
-    let mut on_b = Sse::open(b.addr, "flush", None).await;
+    let mut on_b = Sse::open(b.addr, "/channels/flush/events", None).await;
     let mut old = Vec::new();
     for i in 0..3 {
         old.push(publish(a.addr, "flush", &format!("old{i}")).await);
@@ -624,7 +480,7 @@ async fn flushall_tells_clients_the_epoch_changed_and_never_feeds_wrong_messages
     let end = on_b.next_or_end().await;
     assert_eq!(end, None, "the stream ends, it does not go on");
     // ...and the client, resuming with its last id, is told.
-    let mut again = Sse::open(b.addr, "flush", Some(&old[2])).await;
+    let mut again = Sse::open(b.addr, "/channels/flush/events", Some(&old[2])).await;
     let notice = again.next().await;
     assert_eq!(
         (notice.event.as_str(), notice.data),
@@ -714,7 +570,7 @@ async fn a_node_whose_pubsub_connection_drops_reads_what_it_missed_from_the_stre
     let redis = RedisServer::start().await;
     let a = node(&redis).await;
     let b = node(&redis).await;
-    let on_b = Sse::open(b.addr, "missed", None).await;
+    let on_b = Sse::open(b.addr, "/channels/missed/events", None).await;
     let mut socket = ws_connect(b.addr, "").await;
     ws_join(&mut socket, "missed").await;
     let mut acked = vec![publish(a.addr, "missed", "first").await];
@@ -740,7 +596,7 @@ async fn a_hole_the_stream_cannot_fill_ends_live_streams_and_resumes_report_the_
     let redis = RedisServer::start().await;
     let a = node(&redis).await;
     let b = node(&redis).await;
-    let mut on_b = Sse::open(b.addr, "holes", None).await;
+    let mut on_b = Sse::open(b.addr, "/channels/holes/events", None).await;
     let mut socket = ws_connect(b.addr, "").await;
     ws_join(&mut socket, "holes").await;
     let old = [
@@ -774,7 +630,7 @@ async fn a_hole_the_stream_cannot_fill_ends_live_streams_and_resumes_report_the_
         close.reason
     );
     // ...and resuming, the client is told of the gap, then gets what is left.
-    let mut again = Sse::open(b.addr, "holes", Some(&old[1])).await;
+    let mut again = Sse::open(b.addr, "/channels/holes/events", Some(&old[1])).await;
     let notice = again.next().await;
     assert_eq!(
         (notice.event.as_str(), notice.data),
@@ -801,8 +657,8 @@ async fn each_node_subscribes_once_per_channel_until_its_hub_sweeps_it() {
     let redis = RedisServer::start().await;
     let a = node(&redis).await;
     let b = node(&redis).await;
-    let first = Sse::open(b.addr, "once", None).await;
-    let second = Sse::open(b.addr, "once", None).await;
+    let first = Sse::open(b.addr, "/channels/once/events", None).await;
+    let second = Sse::open(b.addr, "/channels/once/events", None).await;
     let mut socket = ws_connect(b.addr, "").await;
     ws_join(&mut socket, "once").await;
     assert_eq!(pubsub_subscribers(&redis, "once").await, 1, "one per node");

@@ -5,7 +5,9 @@
 use rtwire::proto::{CloseCode, Message};
 mod common;
 
-use common::serve::{start_with, Running};
+use common::serve::{
+    exchange, get, json_field, publish, start_with, ws_connect, ws_next_text, Running, Sse, Ws,
+};
 use rtwire::serve::{ServeConfig, TokenAuth, UserTokens};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -40,18 +42,6 @@ async fn start_with_user_tokens() -> Running {
     start_with(ServeConfig::default(), auth).await
 }
 
-/// A whole HTTP exchange on a fresh connection: status, head, body.
-async fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
-}
-
 /// Waits until `/metrics` shows `line`: how a test knows a request is held.
 async fn wait_for_metric(addr: SocketAddr, line: &str) {
     loop {
@@ -63,137 +53,18 @@ async fn wait_for_metric(addr: SocketAddr, line: &str) {
     }
 }
 
-async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    exchange(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    )
-    .await
-}
-
-async fn publish(addr: SocketAddr, channel: &str, body: &str) -> String {
-    let (status, _, answer) = exchange(
-        addr,
-        &format!(
-            "POST /channels/{channel} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-    .await;
-    assert_eq!(status, 202, "{answer}");
-    json_field(&answer, "id").expect("an id")
-}
-
-/// The string value of `"key":"value"` in a JSON text (ids and data in tests
-/// have no escapes).
-fn json_field(json: &str, key: &str) -> Option<String> {
-    let start = json.find(&format!("\"{key}\":\""))? + key.len() + 4;
-    let end = json[start..].find('"')? + start;
-    Some(json[start..end].to_owned())
-}
-
-/// An open SSE stream read event by event.
-struct Sse {
-    lines: tokio::io::Lines<BufReader<TcpStream>>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct SseEvent {
-    id: String,
-    event: String,
-    data: Vec<String>,
-}
-
-impl Sse {
-    async fn open(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> Sse {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let resume = last_event_id
-            .map(|id| format!("Last-Event-ID: {id}\r\n"))
-            .unwrap_or_default();
-        stream
-            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{resume}\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut lines = BufReader::new(stream).lines();
-        let status = lines.next_line().await.unwrap().unwrap();
-        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-        let mut content_type = String::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.is_empty() {
-                break;
-            }
-            if let Some(v) = line.strip_prefix("Content-Type: ") {
-                content_type = v.to_owned();
-            }
-        }
-        assert_eq!(content_type, "text/event-stream");
-        Sse { lines }
-    }
-
-    /// The next event, skipping comments and the retry advice.
-    async fn next(&mut self) -> SseEvent {
-        let mut event = SseEvent::default();
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
-                .await
-                .expect("an event in time")
-                .unwrap()
-                .expect("stream open");
-            if line.is_empty() {
-                if event != SseEvent::default() {
-                    return event;
-                }
-                continue;
-            }
-            if let Some(v) = line.strip_prefix("id: ") {
-                event.id = v.to_owned();
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                event.event = v.to_owned();
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                event.data.push(v.to_owned());
-            }
-        }
-    }
-}
-
-async fn ws_join(
-    addr: SocketAddr,
-    query: &str,
-    channel: &str,
-) -> rtwire::ws::WebSocket<rtwire::ws::MaybeTlsStream<TcpStream>> {
-    let (mut ws, _) = rtwire::ws::connect(&format!("ws://{addr}/ws{query}"))
-        .await
-        .unwrap();
+/// A WebSocket on `/ws{query}` that has joined `channel`.
+async fn ws_join(addr: SocketAddr, query: &str, channel: &str) -> Ws {
+    let mut ws = ws_connect(addr, query).await;
     ws.send(Message::text(format!(
         "{{\"op\":\"join\",\"channel\":\"{channel}\"}}"
     )))
     .await
     .unwrap();
     loop {
-        match ws.recv().await.unwrap() {
-            Some(Message::Text(t))
-                if t.as_str().contains("\"type\":\"joined\"") && t.as_str().contains(channel) =>
-            {
-                return ws
-            }
-            Some(Message::Text(_)) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-async fn ws_next_text(
-    ws: &mut rtwire::ws::WebSocket<rtwire::ws::MaybeTlsStream<TcpStream>>,
-) -> String {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.recv())
-            .await
-            .expect("a message in time")
-            .unwrap();
-        match message {
-            Some(Message::Text(t)) => return t.as_str().to_owned(),
-            Some(_) => continue,
-            None => panic!("closed"),
+        let text = ws_next_text(&mut ws).await;
+        if text.contains("\"type\":\"joined\"") && text.contains(channel) {
+            return ws;
         }
     }
 }
@@ -669,16 +540,10 @@ async fn shutdown_closes_websockets_with_1001_and_ends_held_requests() {
     let (status, _, body) = held.await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"messages\":[]"), "{body}");
-    let rest = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut rest = Vec::new();
-        while let Ok(Some(line)) = sse.lines.next_line().await {
-            rest.push(line);
-        }
-        rest
-    })
-    .await
-    .expect("the SSE stream ends");
-    assert!(rest.iter().all(|l| !l.starts_with("data:")), "{rest:?}");
+    // The stream ends, with no message in it.
+    while let Some(event) = sse.next_or_end().await {
+        assert!(event.data.is_empty(), "{event:?}");
+    }
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ mod common;
 
 use base64::Engine;
 use bytes::Bytes;
-use common::serve::start_with as start;
+use common::serve::{json_field, start_with as start, Sse};
 use rtwire::hub::Since;
 use rtwire::proto::{CloseCode, Keepalive, Message};
 use rtwire::serve::{ServeConfig, TokenAuth, UserTokens};
@@ -172,14 +172,6 @@ async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> String {
     .await
 }
 
-/// The string value of `"key":"value"` in a JSON text (the ids, names and
-/// base64 these tests look for hold no escapes).
-fn json_field(json: &str, key: &str) -> Option<String> {
-    let start = json.find(&format!("\"{key}\":\""))? + key.len() + 4;
-    let end = json[start..].find('"')? + start;
-    Some(json[start..end].to_owned())
-}
-
 // ----- /metrics -----
 
 /// The value of the sample `name` (with its labels) in Prometheus text.
@@ -219,57 +211,6 @@ const WEBSOCKETS_OPEN: &str = "rtwire_sessions_open{transport=\"websocket\"}";
 const DROPPED: &str = "rtwire_subscribers_dropped_total";
 
 // ----- SSE -----
-
-struct Sse {
-    lines: tokio::io::Lines<BufReader<TcpStream>>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct SseEvent {
-    id: String,
-    event: String,
-    data: Vec<String>,
-}
-
-impl Sse {
-    /// Opens a stream and reads its head: once this returns, the server
-    /// has subscribed it.
-    async fn open(addr: SocketAddr, path: &str) -> Sse {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let head = read_head(&mut stream).await;
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(head.contains("Content-Type: text/event-stream"), "{head}");
-        Sse {
-            lines: BufReader::new(stream).lines(),
-        }
-    }
-
-    /// The next event, skipping comments and the retry advice.
-    async fn next(&mut self) -> SseEvent {
-        let mut event = SseEvent::default();
-        loop {
-            let line = within("an SSE event", self.lines.next_line())
-                .await
-                .unwrap()
-                .expect("the stream open");
-            if line.is_empty() {
-                if event != SseEvent::default() {
-                    return event;
-                }
-                continue;
-            }
-            if let Some(v) = line.strip_prefix("id: ") {
-                event.id = v.to_owned();
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                event.event = v.to_owned();
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                event.data.push(v.to_owned());
-            }
-        }
-    }
-}
 
 // ----- /ws -----
 
@@ -686,7 +627,7 @@ async fn a_non_reading_sse_subscriber_is_dropped_and_disconnected() {
         .unwrap();
     let head = read_head(&mut attacker).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let mut fresh = Sse::open(addr, "/channels/s/events").await;
+    let mut fresh = Sse::open(addr, "/channels/s/events", None).await;
     let payload = vec![b'x'; 64 << 10];
     let mut published = 0;
     // Publish in step with the fresh subscriber (it never has more than one
@@ -973,7 +914,7 @@ async fn a_full_channel_table_evicts_the_unlistened_and_keeps_the_listened() {
     );
 
     // A newcomer creates and uses a channel of its own.
-    let mut sse = Sse::open(addr, "/channels/newcomer/events").await;
+    let mut sse = Sse::open(addr, "/channels/newcomer/events", None).await;
     let id = publish(addr, "newcomer", b"welcome").await;
     let event = sse.next().await;
     assert_eq!((event.id, event.data), (id, vec!["welcome".to_owned()]));

@@ -4,30 +4,13 @@
 
 mod common;
 
-use common::serve::{start_with, Running};
+use common::serve::{exchange, get_request as get, publish, start_with, Running, Sse};
 use rtwire::proto::Message;
 use rtwire::serve::{ServeConfig, TokenAuth};
 use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 async fn start(config: ServeConfig) -> Running {
     start_with(config, TokenAuth::default()).await
-}
-
-async fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, text)
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 }
 
 /// Every sample of the scrape, by its name with labels.
@@ -35,10 +18,9 @@ struct Scrape(String);
 
 impl Scrape {
     async fn take(addr: SocketAddr) -> Scrape {
-        let (status, text) = exchange(addr, &get("/metrics")).await;
-        assert_eq!(status, 200, "{text}");
-        let (_head, body) = text.split_once("\r\n\r\n").expect("a head");
-        Scrape(body.to_owned())
+        let (status, head, body) = exchange(addr, &get("/metrics")).await;
+        assert_eq!(status, 200, "{head}");
+        Scrape(body)
     }
 
     fn value(&self, series: &str) -> u64 {
@@ -58,42 +40,6 @@ async fn until(addr: SocketAddr, series: &str, value: u64) -> Scrape {
             return scrape;
         }
         tokio::task::yield_now().await;
-    }
-}
-
-async fn publish(addr: SocketAddr, channel: &str, body: &str) {
-    let request = format!(
-        "POST /channels/{channel} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    assert_eq!(exchange(addr, &request).await.0, 202);
-}
-
-/// An SSE stream whose head has been read.
-async fn open_sse(addr: SocketAddr, channel: &str) -> tokio::io::Lines<BufReader<TcpStream>> {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let head = format!("GET /channels/{channel}/events HTTP/1.1\r\nHost: x\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut lines = BufReader::new(stream).lines();
-    while lines
-        .next_line()
-        .await
-        .unwrap()
-        .is_some_and(|l| !l.is_empty())
-    {}
-    lines
-}
-
-async fn next_data(lines: &mut tokio::io::Lines<BufReader<TcpStream>>) -> String {
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("an event in time")
-            .unwrap()
-            .expect("stream open");
-        if let Some(data) = line.strip_prefix("data: ") {
-            return data.to_owned();
-        }
     }
 }
 
@@ -123,7 +69,7 @@ async fn sessions_deliveries_and_connections_move_with_the_traffic() {
     );
     assert_eq!(during.value("rtwire_sessions_open{transport=\"sse\"}"), 0);
 
-    let mut sse = open_sse(addr, "m").await;
+    let mut sse = Sse::open(addr, "/channels/m/events", None).await;
     let (mut ws, _) = rtwire::ws::connect(&format!("ws://{addr}/ws"))
         .await
         .unwrap();
@@ -144,13 +90,13 @@ async fn sessions_deliveries_and_connections_move_with_the_traffic() {
     );
 
     publish(addr, "m", "hello").await;
-    assert_eq!(next_data(&mut sse).await, "hello");
+    assert_eq!(sse.next().await.data, ["hello"]);
     let delivery = ws.recv().await.unwrap().unwrap();
     assert!(format!("{delivery:?}").contains("hello"), "{delivery:?}");
-    let (status, body) = held.await.unwrap();
+    let (status, _, body) = held.await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("hello"), "{body}");
-    let (status, _) = exchange(addr, &get("/channels/m/poll")).await;
+    let (status, _, _) = exchange(addr, &get("/channels/m/poll")).await;
     assert_eq!(status, 200);
 
     let after = until(addr, "rtwire_sessions_open{transport=\"long_poll\"}", 0).await;
@@ -205,7 +151,7 @@ async fn a_failed_handshake_is_counted_and_is_no_websocket() {
     // An upgrade without a key: 400, no socket.
     let bad = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                Sec-WebSocket-Version: 13\r\n\r\n";
-    let (status, _) = exchange(addr, bad).await;
+    let (status, _, _) = exchange(addr, bad).await;
     assert_eq!(status, 400);
     let scrape = Scrape::take(addr).await;
     assert_eq!(scrape.value("rtwire_websocket_handshake_failures_total"), 1);
@@ -219,7 +165,7 @@ async fn a_failed_handshake_is_counted_and_is_no_websocket() {
     );
     assert_eq!(scrape.value("rtwire_responses_total{code=\"4xx\"}"), 1);
     assert_eq!(scrape.value("rtwire_responses_total{code=\"1xx\"}"), 0);
-    let (status, _) = exchange(addr, &get("/nowhere")).await;
+    let (status, _, _) = exchange(addr, &get("/nowhere")).await;
     assert_eq!(status, 404);
     let scrape = Scrape::take(addr).await;
     assert_eq!(
@@ -243,10 +189,10 @@ async fn the_metrics_token_is_required_when_configured() {
     let with = |authorization: &str| {
         format!("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {authorization}\r\n\r\n")
     };
-    let (status, text) = exchange(addr, &get("/metrics")).await;
+    let (status, head, body) = exchange(addr, &get("/metrics")).await;
     assert_eq!(status, 401);
-    assert!(text.contains("WWW-Authenticate: Bearer"), "{text}");
-    assert!(!text.contains("rtwire_build_info"), "{text}");
+    assert!(head.contains("WWW-Authenticate: Bearer"), "{head}");
+    assert!(!body.contains("rtwire_build_info"), "{body}");
     for wrong in [
         "Bearer scrape-secreT",
         "Bearer",
@@ -260,7 +206,7 @@ async fn the_metrics_token_is_required_when_configured() {
         exchange(addr, &get("/metrics?token=scrape-secret")).await.0,
         401
     );
-    let (status, text) = exchange(addr, &with("Bearer scrape-secret")).await;
+    let (status, _, text) = exchange(addr, &with("Bearer scrape-secret")).await;
     assert_eq!(status, 200);
     assert!(text.contains("rtwire_build_info{version=\""), "{text}");
     assert!(
