@@ -9,12 +9,12 @@
 mod common;
 
 use common::serve::{
-    get, json_field, json_ids, publish, start_with, try_publish, ws_connect, ws_next_text, Running,
-    Sse, Ws,
+    get, json_field, json_ids, publish, start_with, try_publish, user_token, user_tokens,
+    ws_assert_nothing_queued, ws_connect, ws_next_text, ws_send_psst, Running, Sse, Ws,
 };
 use rtwire::hub::redis::RedisConfig;
 use rtwire::proto::Message;
-use rtwire::serve::{ServeConfig, TokenAuth, UserTokens};
+use rtwire::serve::{ServeConfig, TokenAuth};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -231,8 +231,7 @@ async fn newest(addr: SocketAddr, channel: &str) -> String {
 #[tokio::test]
 async fn one_publish_on_a_reaches_every_transport_on_both_nodes_with_the_same_id() {
     let redis = RedisServer::start().await;
-    let a = node(&redis).await;
-    let b = node(&redis).await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
     let mut sse = Vec::new();
     let mut ws = Vec::new();
     let mut long_polls = Vec::new();
@@ -290,8 +289,7 @@ async fn one_publish_on_a_reaches_every_transport_on_both_nodes_with_the_same_id
 #[tokio::test]
 async fn a_subscriber_moved_from_a_to_b_resumes_with_no_loss_and_no_duplicate() {
     let redis = RedisServer::start().await;
-    let a = node(&redis).await;
-    let b = node(&redis).await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
     let mut on_a = Sse::open(a.addr, "/channels/move/events", None).await;
     let mut ids = Vec::new();
     for i in 0..3 {
@@ -392,8 +390,7 @@ async fn collect_ws(mut ws: Ws, want: usize) -> Vec<String> {
 #[tokio::test]
 async fn redis_stopped_while_publishing_loses_nothing_acknowledged() {
     let mut redis = RedisServer::start_persistent().await;
-    let a = node(&redis).await;
-    let b = node(&redis).await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
     let mut sse = Vec::new();
     let mut ws = Vec::new();
     for n in [&a, &b] {
@@ -461,8 +458,7 @@ async fn redis_stopped_while_publishing_loses_nothing_acknowledged() {
 #[tokio::test]
 async fn flushall_tells_clients_the_epoch_changed_and_never_feeds_wrong_messages() {
     let redis = RedisServer::start().await;
-    let a = node(&redis).await;
-    let b = node(&redis).await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
     let mut on_b = Sse::open(b.addr, "/channels/flush/events", None).await;
     let mut old = Vec::new();
     for i in 0..3 {
@@ -501,24 +497,11 @@ async fn flushall_tells_clients_the_epoch_changed_and_never_feeds_wrong_messages
     b.shutdown().await;
 }
 
-const USER_SECRET: &[u8] = b"the redis tests' secret, 16+ bytes";
-
-fn user_token(user: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    UserTokens::new(USER_SECRET)
-        .unwrap()
-        .mint(user, now + 3600)
-        .unwrap()
-}
-
 #[tokio::test]
 async fn except_sender_and_private_rooms_across_nodes() {
     let redis = RedisServer::start().await;
     let auth = TokenAuth {
-        user_tokens: Some(UserTokens::new(USER_SECRET).unwrap()),
+        user_tokens: Some(user_tokens()),
         ..TokenAuth::default()
     };
     let a = node_with(&redis, auth.clone()).await;
@@ -545,22 +528,10 @@ async fn except_sender_and_private_rooms_across_nodes() {
     let id = json_field(&ack, "id").unwrap();
     assert_eq!(ws_next_id(&mut bob).await, id, "another node");
     assert_eq!(ws_next_id(&mut carol).await, id, "the sender's node");
-    alice
-        .send(Message::text(r#"{"op":"send","user":"bob","data":"psst"}"#))
-        .await
-        .unwrap();
-    let ack = ws_next_text(&mut alice).await;
-    assert!(ack.contains("user:bob"), "{ack}");
-    let got = ws_next_text(&mut bob).await;
-    assert!(
-        got.contains("\"channel\":\"user:bob\"") && got.contains("psst"),
-        "{got}"
-    );
+    ws_send_psst(&mut alice, &mut bob, "bob").await;
     // Alice saw neither her own message nor Bob's: her next one answers
     // a bad command.
-    alice.send(Message::text("not json")).await.unwrap();
-    let next = ws_next_text(&mut alice).await;
-    assert!(next.contains("\"type\":\"error\""), "{next}");
+    ws_assert_nothing_queued(&mut alice).await;
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -568,8 +539,7 @@ async fn except_sender_and_private_rooms_across_nodes() {
 #[tokio::test]
 async fn a_node_whose_pubsub_connection_drops_reads_what_it_missed_from_the_stream() {
     let redis = RedisServer::start().await;
-    let a = node(&redis).await;
-    let b = node(&redis).await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
     let on_b = Sse::open(b.addr, "/channels/missed/events", None).await;
     let mut socket = ws_connect(b.addr, "").await;
     ws_join(&mut socket, "missed").await;
@@ -594,8 +564,7 @@ async fn a_node_whose_pubsub_connection_drops_reads_what_it_missed_from_the_stre
 #[tokio::test]
 async fn a_hole_the_stream_cannot_fill_ends_live_streams_and_resumes_report_the_gap() {
     let redis = RedisServer::start().await;
-    let a = node(&redis).await;
-    let b = node(&redis).await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
     let mut on_b = Sse::open(b.addr, "/channels/holes/events", None).await;
     let mut socket = ws_connect(b.addr, "").await;
     ws_join(&mut socket, "holes").await;
@@ -655,8 +624,7 @@ async fn pubsub_subscribers(redis: &RedisServer, channel: &str) -> u64 {
 #[tokio::test]
 async fn each_node_subscribes_once_per_channel_until_its_hub_sweeps_it() {
     let redis = RedisServer::start().await;
-    let a = node(&redis).await;
-    let b = node(&redis).await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
     let first = Sse::open(b.addr, "/channels/once/events", None).await;
     let second = Sse::open(b.addr, "/channels/once/events", None).await;
     let mut socket = ws_connect(b.addr, "").await;

@@ -6,9 +6,10 @@ use rtwire::proto::{CloseCode, Message};
 mod common;
 
 use common::serve::{
-    exchange, get, json_field, publish, start_with, ws_connect, ws_next_text, Running, Sse, Ws,
+    exchange, get, json_field, publish, start_with, user_token, user_tokens,
+    ws_assert_nothing_queued, ws_connect, ws_next_text, ws_send_psst, Running, Sse, Ws,
 };
-use rtwire::serve::{ServeConfig, TokenAuth, UserTokens};
+use rtwire::serve::{ServeConfig, TokenAuth};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -16,21 +17,6 @@ use tokio::net::TcpStream;
 
 async fn start() -> Running {
     start_with(ServeConfig::default(), TokenAuth::default()).await
-}
-
-const USER_SECRET: &[u8] = b"the integration tests' secret";
-
-fn user_tokens() -> UserTokens {
-    UserTokens::new(USER_SECRET).unwrap()
-}
-
-/// A user token for `user`, valid for an hour.
-fn user_token(user: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    user_tokens().mint(user, now + 3600).unwrap()
 }
 
 /// A server that knows identities only from user tokens.
@@ -245,25 +231,10 @@ async fn websocket_rooms_except_sender_and_private_messages() {
     assert!(ack.contains("\"type\":\"published\""), "{ack}");
     let got = ws_next_text(&mut bob).await;
     assert!(got.contains("\"data\":\"hi all\""), "{got}");
-    alice
-        .send(Message::text(r#"{"op":"send","user":"bob","data":"psst"}"#))
-        .await
-        .unwrap();
-    let ack = ws_next_text(&mut alice).await;
-    assert!(
-        ack.contains("\"type\":\"published\"") && ack.contains("user:bob"),
-        "{ack}"
-    );
-    let got = ws_next_text(&mut bob).await;
-    assert!(
-        got.contains("\"channel\":\"user:bob\"") && got.contains("psst"),
-        "{got}"
-    );
+    ws_send_psst(&mut alice, &mut bob, "bob").await;
     // Alice saw neither her own room message nor Bob's private one: her next
     // message is the answer to a bad command.
-    alice.send(Message::text("not json")).await.unwrap();
-    let next = ws_next_text(&mut alice).await;
-    assert!(next.contains("\"type\":\"error\""), "{next}");
+    ws_assert_nothing_queued(&mut alice).await;
     alice
         .send(Message::text(r#"{"op":"join","channel":"user:bob"}"#))
         .await

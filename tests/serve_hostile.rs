@@ -13,10 +13,10 @@ mod common;
 
 use base64::Engine;
 use bytes::Bytes;
-use common::serve::{json_field, start_with as start, Sse};
+use common::serve::{json_field, start_with as start, user_token, user_tokens, Sse};
 use rtwire::hub::Since;
 use rtwire::proto::{CloseCode, Keepalive, Message};
-use rtwire::serve::{ServeConfig, TokenAuth, UserTokens};
+use rtwire::serve::{ServeConfig, TokenAuth};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -990,17 +990,6 @@ async fn long_polls_of_vanished_clients_are_released_at_once() {
 
 // ----- attack 9: claimed identities -----
 
-const USER_SECRET: &[u8] = b"serve_hostile's user secret";
-
-fn user_token(user: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let tokens = UserTokens::new(USER_SECRET).unwrap();
-    tokens.mint(user, now + 3600).unwrap()
-}
-
 /// With shared tokens and signed user tokens all configured, a private
 /// room opens only to its owner's token. (`tests/serve.rs`,
 /// `private_rooms_need_a_signed_user_token`, covers forged and expired
@@ -1011,7 +1000,7 @@ async fn identities_come_only_from_signed_user_tokens() {
     let auth = TokenAuth {
         publish_token: Some("pub-secret".into()),
         subscribe_token: Some("sub-secret".into()),
-        user_tokens: Some(UserTokens::new(USER_SECRET).unwrap()),
+        user_tokens: Some(user_tokens()),
     };
     let server = start(ServeConfig::default(), auth).await;
     let addr = server.addr;

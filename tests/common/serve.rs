@@ -225,3 +225,51 @@ pub async fn ws_next_text(ws: &mut Ws) -> String {
         }
     }
 }
+
+// ----- identities -----
+
+use rtwire::serve::UserTokens;
+
+/// The secret the tests' servers verify user tokens with.
+pub const USER_SECRET: &[u8] = b"the integration tests' user secret";
+
+pub fn user_tokens() -> UserTokens {
+    UserTokens::new(USER_SECRET).unwrap()
+}
+
+/// A user token for `user`, valid for an hour.
+pub fn user_token(user: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    user_tokens().mint(user, now + 3600).unwrap()
+}
+
+/// `from` sends "psst" to `user`'s private room over `/ws`: the
+/// acknowledgement names the room and `to` (the user's socket) gets it.
+pub async fn ws_send_psst(from: &mut Ws, to: &mut Ws, user: &str) {
+    use rtwire::proto::Message;
+    let command = format!(r#"{{"op":"send","user":"{user}","data":"psst"}}"#);
+    from.send(Message::text(command)).await.unwrap();
+    let ack = ws_next_text(from).await;
+    let room = format!("user:{user}");
+    assert!(
+        ack.contains("\"type\":\"published\"") && ack.contains(&room),
+        "{ack}"
+    );
+    let got = ws_next_text(to).await;
+    assert!(
+        got.contains(&format!("\"channel\":\"{room}\"")) && got.contains("psst"),
+        "{got}"
+    );
+}
+
+/// Nothing is queued for `ws`: the next message it gets is the error
+/// answering a bad command sent now.
+pub async fn ws_assert_nothing_queued(ws: &mut Ws) {
+    use rtwire::proto::Message;
+    ws.send(Message::text("not json")).await.unwrap();
+    let next = ws_next_text(ws).await;
+    assert!(next.contains("\"type\":\"error\""), "{next}");
+}
