@@ -375,3 +375,30 @@ async fn history_and_idle_channel_flags_set_the_hub() {
     }
     assert_eq!(metric(addr, "rtwire_history_bytes").await, Some(0));
 }
+
+#[test]
+fn serve_says_when_redis_cannot_be_reached_or_its_url_is_wrong() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("redis://127.0.0.1:{port}/");
+    let cases = [
+        (down.as_str(), format!("cannot reach Redis at {down}")),
+        ("http://x", "invalid Redis URL http://x".to_owned()),
+        (
+            "redis://:hunter2@127.0.0.1:1/",
+            "cannot reach Redis at redis://<redacted>@127.0.0.1:1/".to_owned(),
+        ),
+    ];
+    for (url, says) in cases {
+        let output = run(&["serve", "--port", "0", "--redis", url]);
+        assert_eq!(output.status.code(), Some(1), "{url}");
+        let err = stderr(&output);
+        assert!(err.contains(&says), "{url}: {err}");
+        assert!(!err.contains("cannot listen"), "{url}: {err}");
+        assert!(!err.contains("hunter2"), "{url}: {err}");
+    }
+}

@@ -79,7 +79,10 @@ impl Broker {
     /// are opened now, so a wrong URL or an unreachable server fails here).
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub async fn redis(hub: Hub, config: super::redis::RedisConfig) -> Result<Broker, String> {
+    pub async fn redis(
+        hub: Hub,
+        config: super::redis::RedisConfig,
+    ) -> Result<Broker, super::redis::ConnectError> {
         let broker = super::redis::RedisBroker::connect(hub, config).await?;
         Ok(Broker {
             kind: Kind::Redis(Arc::new(broker)),

@@ -112,6 +112,54 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
+/// Why [`Broker::redis`](super::Broker::redis) could not start; the URL
+/// in it has its password redacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL is not one the client understands: the caller's mistake.
+    InvalidUrl {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server refused, failed or did not answer in time.
+    Unreachable {
+        /// The URL, redacted.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::InvalidUrl { url, reason } => {
+                write!(f, "invalid Redis URL {url}: {reason}")
+            }
+            ConnectError::Unreachable { url, reason } => {
+                write!(f, "cannot reach Redis at {url}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl From<ConnectError> for std::io::Error {
+    /// An `InvalidInput` error for a bad URL, `NotConnected` for a server
+    /// that cannot be reached; the [`ConnectError`] is its inner error.
+    fn from(e: ConnectError) -> Self {
+        let kind = match e {
+            ConnectError::InvalidUrl { .. } => std::io::ErrorKind::InvalidInput,
+            ConnectError::Unreachable { .. } => std::io::ErrorKind::NotConnected,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 /// The URL without its credentials.
 fn redacted(url: &str) -> String {
     match (url.split_once("://"), url.rfind('@')) {
@@ -219,22 +267,31 @@ impl Drop for RedisBroker {
 impl RedisBroker {
     /// Connects the command connection (now, so that a bad URL or a Redis
     /// that does not answer fails the start) and starts the mirror task.
-    pub(crate) async fn connect(hub: Hub, config: RedisConfig) -> Result<RedisBroker, String> {
-        let redacted_url = redacted(&config.url);
-        let client =
-            Client::open(config.url.as_str()).map_err(|e| format!("redis {redacted_url}: {e}"))?;
+    pub(crate) async fn connect(
+        hub: Hub,
+        config: RedisConfig,
+    ) -> Result<RedisBroker, ConnectError> {
+        let url = redacted(&config.url);
+        let client = Client::open(config.url.as_str()).map_err(|e| ConnectError::InvalidUrl {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.read_timeout))
             .set_response_timeout(Some(config.read_timeout))
             .set_number_of_retries(1)
             .set_max_delay(config.backoff_max);
+        let unreachable = |reason: String| ConnectError::Unreachable {
+            url: url.clone(),
+            reason,
+        };
         let commands = timeout(
             config.read_timeout,
             client.get_connection_manager_with_config(manager),
         )
         .await
-        .map_err(|_| format!("redis {redacted_url}: no answer in time"))?
-        .map_err(|e| format!("redis {redacted_url}: {e}"))?;
+        .map_err(|_| unreachable(format!("no answer within {:?}", config.read_timeout)))?
+        .map_err(|e| unreachable(e.to_string()))?;
         let shared = std::sync::Arc::new(Shared {
             hub,
             config,

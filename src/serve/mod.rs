@@ -276,9 +276,7 @@ impl Default for ServeConfig {
 async fn make_broker(config: &ServeConfig, hub: Hub) -> std::io::Result<Broker> {
     #[cfg(feature = "redis")]
     if let Some(redis) = &config.redis {
-        return Broker::redis(hub, redis.clone())
-            .await
-            .map_err(std::io::Error::other);
+        return Ok(Broker::redis(hub, redis.clone()).await?);
     }
     let _ = config;
     Ok(Broker::memory(hub))
@@ -403,7 +401,9 @@ pub struct Server {
 
 impl Server {
     /// Binds the listening socket, and connects to Redis when
-    /// `config.redis` is set (failing if it cannot be reached).
+    /// `config.redis` is set. A Redis that cannot be reached, or a bad
+    /// URL, fails with an error whose inner error is a
+    /// `hub::redis::ConnectError` (feature `redis`).
     pub async fn bind(config: ServeConfig, auth: impl AuthHook) -> std::io::Result<Server> {
         let listener = listen(config.addr, config.listen_backlog)?;
         let (stop, shutdown) = watch::channel(false);

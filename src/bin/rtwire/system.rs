@@ -33,6 +33,8 @@ where
     for address in addresses {
         match bind(address).await {
             Ok(bound) => return Ok(bound),
+            // Not the address's fault: another address would not help.
+            Err(e) if is_broker_error(&e) => return Err(e.to_string()),
             Err(e) => last_error = Some(e),
         }
     }
@@ -40,6 +42,12 @@ where
         Some(e) => cannot(&e),
         None => format!("{host} resolves to no address"),
     })
+}
+
+/// Whether binding failed on Redis rather than on the address.
+fn is_broker_error(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<rtwire::hub::redis::ConnectError>())
 }
 
 /// The connection cap: the one asked for, or 10,000 where descriptors
