@@ -27,9 +27,17 @@ const HELD: Duration = Duration::from_secs(30);
 /// holds (128, the standard library's backlog).
 const LONG_POLL_BATCH: usize = 100;
 
-/// The server's resident memory now, in KiB.
-fn rss_kib(pid: Option<u32>) -> Option<u64> {
-    vm_rss_kib(pid?).ok()
+/// The server's resident memory now, in KiB: the sum over its processes.
+fn rss_kib(pids: &[u32]) -> Option<u64> {
+    sum(pids, |p| vm_rss_kib(p).ok())
+}
+
+/// `f` summed over `pids`; `None` without pids or when one has no value.
+fn sum<T: std::iter::Sum>(pids: &[u32], f: impl Fn(u32) -> Option<T>) -> Option<T> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&p| f(p)).sum()
 }
 
 /// CPU seconds of the server, of this tool, and of the whole machine (all
@@ -42,9 +50,9 @@ struct CpuTimes {
 }
 
 impl CpuTimes {
-    fn now(server_pid: Option<u32>) -> CpuTimes {
+    fn now(server_pids: &[u32]) -> CpuTimes {
         CpuTimes {
-            server: server_pid.and_then(|p| cpu_seconds(Some(p))),
+            server: sum(server_pids, |p| cpu_seconds(Some(p))),
             tool: cpu_seconds(None),
             machine: machine_busy_seconds(),
         }
@@ -94,15 +102,23 @@ pub async fn run(options: &Options) -> Result<(), String> {
     let n = options.subscribers;
     let channel = "room";
     let mut publisher = Publisher::connect(options.addr, &options.host, channel).await?;
-    let setup = Rc::new(Setup {
-        addr: options.addr,
-        host: options.host.clone(),
-        channel: channel.to_owned(),
-        since: publisher.publish(b"before the run").await?,
-        messages: options.messages,
-        size: options.size,
-        poll_interval: options.poll_interval,
-    });
+    let since = publisher.publish(b"before the run").await?;
+    // One setup per node; ids mean the same on every node of one hub.
+    let setups: Vec<Rc<Setup>> = options
+        .nodes
+        .iter()
+        .map(|&addr| {
+            Rc::new(Setup {
+                addr,
+                host: addr.to_string(),
+                channel: channel.to_owned(),
+                since: since.clone(),
+                messages: options.messages,
+                size: options.size,
+                poll_interval: options.poll_interval,
+            })
+        })
+        .collect();
     println!(
         "rtwire-transports fanout: {}, {} subscribers, {} messages of {} B at {}/s",
         transport.label(),
@@ -112,16 +128,16 @@ pub async fn run(options: &Options) -> Result<(), String> {
         options.rate
     );
 
-    let empty = rss_kib(options.server_pid);
+    let empty = rss_kib(&options.server_pids);
     let opening = Instant::now();
-    let subscribers = subscribe_all(options, transport, &setup).await?;
+    let subscribers = subscribe_all(options, transport, &setups).await?;
     let opened = opening.elapsed();
-    let subscribed = rss_kib(options.server_pid);
+    let subscribed = rss_kib(&options.server_pids);
 
-    let (outcome, phase) = measure(options, &setup, subscribers, &mut publisher).await;
-    let end = rss_kib(options.server_pid);
-    let peak_kib = options.server_pid.and_then(|p| vm_hwm_kib(p).ok());
-    let dropped = metric(options.addr, "rtwire_subscribers_dropped_total")
+    let (outcome, phase) = measure(options, subscribers, &mut publisher).await;
+    let end = rss_kib(&options.server_pids);
+    let peak_kib = sum(&options.server_pids, |p| vm_hwm_kib(p).ok());
+    let dropped = metric_sum(options, "rtwire_subscribers_dropped_total")
         .await
         .ok();
 
@@ -149,40 +165,45 @@ pub async fn run(options: &Options) -> Result<(), String> {
 async fn subscribe_all(
     options: &Options,
     transport: Transport,
-    setup: &Rc<Setup>,
-) -> Result<Vec<Subscriber>, String> {
+    setups: &[Rc<Setup>],
+) -> Result<Vec<Opened>, String> {
     let (n, parallel) = (options.subscribers, options.open_parallel);
     if transport != Transport::LongPoll {
-        return open_all(transport, setup, n, parallel).await;
+        return open_all(transport, setups, n, parallel).await;
     }
     let mut all = Vec::with_capacity(n);
     while all.len() < n {
         let batch = LONG_POLL_BATCH.min(n - all.len());
-        all.extend(open_all(transport, setup, batch, parallel).await?);
+        all.extend(open_all(transport, setups, batch, parallel).await?);
         wait_until_held(options, all.len()).await?;
     }
     Ok(all)
 }
 
-/// Opens `n` subscribers, `parallel` at a time.
+/// A subscriber and the setup of the node it subscribed on.
+type Opened = (Rc<Setup>, Subscriber);
+
+/// Opens `n` subscribers, `parallel` at a time, on the nodes in turn.
 async fn open_all(
     transport: Transport,
-    setup: &Rc<Setup>,
+    setups: &[Rc<Setup>],
     n: usize,
     parallel: usize,
-) -> Result<Vec<Subscriber>, String> {
+) -> Result<Vec<Opened>, String> {
+    let setups: Rc<[Rc<Setup>]> = setups.into();
     let next = Rc::new(Cell::new(0usize));
     let opened = Rc::new(RefCell::new(Vec::with_capacity(n)));
     let mut workers = JoinSet::new();
     for _ in 0..parallel.min(n) {
-        let (next, opened, setup) = (next.clone(), opened.clone(), setup.clone());
+        let (next, opened, setups) = (next.clone(), opened.clone(), setups.clone());
         workers.spawn_local(async move {
             while next.get() < n {
+                let setup = setups[next.get() % setups.len()].clone();
                 next.set(next.get() + 1);
                 let subscriber = timeout(OPEN_ONE, Subscriber::open(transport, &setup))
                     .await
                     .map_err(|_| format!("a subscriber took over {OPEN_ONE:?} to subscribe"))??;
-                opened.borrow_mut().push(subscriber);
+                opened.borrow_mut().push((setup, subscriber));
             }
             Ok::<(), String>(())
         });
@@ -203,6 +224,15 @@ async fn open_all(
     Ok(opened.take())
 }
 
+/// `series` summed over the nodes' `/metrics`.
+async fn metric_sum(options: &Options, series: &str) -> Result<f64, String> {
+    let mut total = 0.0;
+    for &node in &options.nodes {
+        total += metric(node, series).await?;
+    }
+    Ok(total)
+}
+
 /// Waits until the server holds `n` long polls. (Their `since` makes a
 /// late one lose nothing; this is so that the first publish finds them all
 /// waiting, and for pacing.)
@@ -210,7 +240,7 @@ async fn wait_until_held(options: &Options, n: usize) -> Result<(), String> {
     let series = r#"rtwire_sessions_open{transport="long_poll"}"#;
     let deadline = Instant::now() + HELD;
     loop {
-        let held = metric(options.addr, series).await?;
+        let held = metric_sum(options, series).await?;
         if held >= n as f64 {
             return Ok(());
         }
@@ -227,14 +257,13 @@ async fn wait_until_held(options: &Options, n: usize) -> Result<(), String> {
 /// subscribers have every message, or at the deadline.
 async fn measure(
     options: &Options,
-    setup: &Rc<Setup>,
-    subscribers: Vec<Subscriber>,
+    subscribers: Vec<Opened>,
     publisher: &mut Publisher,
 ) -> (Outcome, Phase) {
-    let cpu = CpuTimes::now(options.server_pid);
+    let cpu = CpuTimes::now(&options.server_pids);
     let start = Instant::now();
     let deliveries = Rc::new(RefCell::new(Deliveries::default()));
-    let mut tasks = spawn_all(subscribers, setup, start, &deliveries);
+    let mut tasks = spawn_all(subscribers, options.poll_interval, start, &deliveries);
     let lag = Rc::new(RefCell::new(Histogram::default()));
     let probe = tokio::task::spawn_local(probe_lag(lag.clone()));
 
@@ -244,7 +273,7 @@ async fn measure(
     let (published, _) = tokio::join!(publish, drain);
     let phase = Phase {
         length: start.elapsed(),
-        cpu: CpuTimes::now(options.server_pid).since(cpu),
+        cpu: CpuTimes::now(&options.server_pids).since(cpu),
     };
 
     probe.abort();
@@ -265,16 +294,16 @@ type Finished = (Result<Report, String>, Subscriber);
 /// One task per subscriber. Short pollers' first polls spread evenly over
 /// one interval from `start`.
 fn spawn_all(
-    subscribers: Vec<Subscriber>,
-    setup: &Rc<Setup>,
+    subscribers: Vec<Opened>,
+    poll_interval: Duration,
     start: Instant,
     deliveries: &Rc<RefCell<Deliveries>>,
 ) -> JoinSet<Finished> {
     let mut tasks = JoinSet::new();
     let n = subscribers.len();
-    for (i, mut subscriber) in subscribers.into_iter().enumerate() {
-        let first_poll = start + setup.poll_interval.mul_f64(i as f64 / n as f64);
-        let (setup, deliveries) = (setup.clone(), deliveries.clone());
+    for (i, (setup, mut subscriber)) in subscribers.into_iter().enumerate() {
+        let first_poll = start + poll_interval.mul_f64(i as f64 / n as f64);
+        let deliveries = deliveries.clone();
         tasks.spawn_local(async move {
             let result = subscriber.run(&setup, first_poll, &deliveries).await;
             (result, subscriber)

@@ -26,7 +26,13 @@ usage: rtwire-transports cost --port PORT [options]
       --idle-long-poll-timeout S
                          cost: ask the idle long poll for timeout=S (default:
                          no parameter, the server's default of 30 s)
-      --server-pid PID   fanout: report the server's CPU time and memory
+      --server-pid PID   fanout: report the server's CPU time and memory; given
+                         more than once (nodes, Redis), their sums
+      --subscribe-ports LIST
+                         fanout: comma-separated ports of the nodes the
+                         subscribers connect to, in turn (default: --port,
+                         which the publisher always uses); for nodes that
+                         share one hub through Redis
       --open-parallel N  fanout: subscribers connecting at once (default 64)
       --grace S          fanout: wait for deliveries this long after the last
                          publish (plus the poll interval for short polling)
@@ -54,7 +60,10 @@ pub struct Options {
     pub poll_interval: Duration,
     pub idle: bool,
     pub idle_long_poll_timeout: Option<u64>,
-    pub server_pid: Option<u32>,
+    /// The server's processes: every node, and Redis if it has one.
+    pub server_pids: Vec<u32>,
+    /// Where subscribers connect, in turn: the publisher's node first.
+    pub nodes: Vec<SocketAddr>,
     pub open_parallel: usize,
     pub grace: Duration,
 }
@@ -69,6 +78,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
     let mut transports = None;
     let mut messages = None;
     let mut rate = None;
+    let mut subscribe_ports = None;
     let mut options = Options {
         mode,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -81,7 +91,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         poll_interval: Duration::from_secs(5),
         idle: true,
         idle_long_poll_timeout: None,
-        server_pid: None,
+        server_pids: Vec::new(),
+        nodes: Vec::new(),
         open_parallel: 64,
         grace: Duration::from_secs(10),
     };
@@ -107,7 +118,11 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             "--idle-long-poll-timeout" => {
                 options.idle_long_poll_timeout = Some(number(value()?)?);
             }
-            "--server-pid" => options.server_pid = Some(number(value()?)?),
+            "--server-pid" => options.server_pids.push(number(value()?)?),
+            "--subscribe-ports" => {
+                let list = value()?.split(',').map(number::<u16>);
+                subscribe_ports = Some(list.collect::<Result<Vec<_>, _>>()?);
+            }
             "--open-parallel" => options.open_parallel = number(value()?)?,
             "--grace" => options.grace = seconds(value()?)?,
             other => return Err(format!("unknown option {other:?}")),
@@ -116,6 +131,11 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
     let port = port.ok_or("--port is required")?;
     options.addr = SocketAddr::from(([127, 0, 0, 1], port));
     options.host = options.addr.to_string();
+    options.nodes = subscribe_ports
+        .unwrap_or_else(|| vec![port])
+        .into_iter()
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+        .collect();
     let (default_messages, default_rate) = match mode {
         Mode::Cost => (100, 10.0),
         Mode::Fanout => (50, 5.0),
