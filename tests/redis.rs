@@ -180,6 +180,15 @@ async fn node_with(redis: &RedisServer, auth: TokenAuth) -> Running {
     start_with(config, auth).await
 }
 
+/// The value of `series` (with its labels) in a node's `/metrics`.
+async fn metric(addr: SocketAddr, series: &str) -> u64 {
+    let (status, _, body) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {body}"))
+}
+
 /// Waits until `condition` holds, failing the test past the deadline.
 async fn until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
@@ -426,6 +435,19 @@ async fn redis_stopped_while_publishing_loses_nothing_acknowledged() {
     }
     assert_eq!(acked.len(), 10, "nothing acknowledged while Redis was down");
     assert!(refused >= 10, "{refused}");
+    // The metrics say so: every refusal counted on the node that made it,
+    // the pub/sub connections down.
+    let refused_series = "rtwire_redis_refused_total{op=\"publish\"}";
+    let counted = metric(a.addr, refused_series).await + metric(b.addr, refused_series).await;
+    assert_eq!(counted, refused as u64);
+    let resyncs_before = metric(b.addr, "rtwire_redis_resyncs_total").await;
+    for n in [&a, &b] {
+        until("the node to see Redis gone", async || {
+            metric(n.addr, "rtwire_redis_connected").await == 0
+        })
+        .await;
+        assert!(metric(n.addr, "rtwire_redis_connection_failures_total").await >= 1);
+    }
     let acked_before = acked.len();
     redis.spawn().await;
     // Until the nodes are back each publish may still be refused; then
@@ -435,6 +457,15 @@ async fn redis_stopped_while_publishing_loses_nothing_acknowledged() {
         assert!(Instant::now() < deadline, "publishes never succeeded again");
         publish_one(&mut i, &mut acked, &mut refused).await;
     }
+    for n in [&a, &b] {
+        until("the node back on Redis", async || {
+            metric(n.addr, "rtwire_redis_connected").await == 1
+        })
+        .await;
+    }
+    // B read the channel's stream again when it came back.
+    assert!(metric(b.addr, "rtwire_redis_resyncs_total").await > resyncs_before);
+    assert_eq!(metric(b.addr, "rtwire_redis_mirrored_channels").await, 1);
     let want = acked.len();
     let mut readers = Vec::new();
     for stream in sse {

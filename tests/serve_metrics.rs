@@ -236,5 +236,7 @@ async fn every_series_has_help_and_type() {
         "rtwire_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     )));
+    // The in-memory hub has no broker to report on.
+    assert!(!text.contains("rtwire_redis_"), "{text}");
     server.shutdown().await;
 }

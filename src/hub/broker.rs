@@ -44,6 +44,27 @@ impl From<HubError> for PublishError {
     }
 }
 
+/// What a broker other than memory has been through, for metrics: see
+/// [`Broker::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// Whether the pub/sub connection is up now.
+    pub connected: bool,
+    /// Publishes refused because the broker failed or was too slow.
+    pub publishes_refused: u64,
+    /// Subscriptions and polls refused for the same reason, on channels
+    /// this node did not mirror yet.
+    pub attaches_refused: u64,
+    /// Pub/sub connections lost, or attempts to open one that failed.
+    pub connection_failures: u64,
+    /// Channel histories read from the broker: the first subscriber's,
+    /// after every reconnection, after a message that did not follow.
+    pub resyncs: u64,
+    /// Channels this node mirrors.
+    pub mirrored_channels: u64,
+}
+
 /// The broker a server runs on: cheap to clone, every clone is the same.
 #[derive(Clone)]
 pub struct Broker {
@@ -124,6 +145,16 @@ impl Broker {
             }
             #[cfg(feature = "redis")]
             Kind::Redis(redis) => redis.attach(channel).await,
+        }
+    }
+
+    /// What the broker has been through; `None` in memory, where there is
+    /// nothing to connect to.
+    pub fn stats(&self) -> Option<BrokerStats> {
+        match &self.kind {
+            Kind::Memory(_) => None,
+            #[cfg(feature = "redis")]
+            Kind::Redis(redis) => Some(redis.stats()),
         }
     }
 

@@ -45,7 +45,7 @@ mod mirror;
 pub mod redis;
 mod subscription;
 
-pub use broker::{Broker, PublishError};
+pub use broker::{Broker, BrokerStats, PublishError};
 pub use channel::Poll;
 pub use id::{MessageId, ParseIdError, Resume, SenderId, Since};
 pub use message::{FormatKey, HubMessage};

@@ -50,7 +50,7 @@
 //! version: the keys carry hash tags so that a later version can, but the
 //! client here is a single-node one.
 
-use super::broker::PublishError;
+use super::broker::{BrokerStats, PublishError};
 use super::id::{MessageId, SenderId};
 use super::mirror::{Applied, Mirrored, Snapshot};
 use super::{Hub, HubError};
@@ -59,6 +59,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Client, Script, Value};
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
@@ -243,6 +244,38 @@ struct Shared {
     commands: ConnectionManager,
     publish: Script,
     load: Script,
+    counters: Counters,
+}
+
+/// What [`BrokerStats`] reports, kept as the broker goes.
+#[derive(Default)]
+struct Counters {
+    connected: AtomicBool,
+    publishes_refused: AtomicU64,
+    attaches_refused: AtomicU64,
+    connection_failures: AtomicU64,
+    resyncs: AtomicU64,
+    mirrored_channels: AtomicU64,
+}
+
+impl Counters {
+    fn count_refusal<T>(&self, counter: &AtomicU64, result: &Result<T, PublishError>) {
+        if let Err(PublishError::Unavailable(_)) = result {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self) -> BrokerStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        BrokerStats {
+            connected: self.connected.load(Ordering::Relaxed),
+            publishes_refused: load(&self.publishes_refused),
+            attaches_refused: load(&self.attaches_refused),
+            connection_failures: load(&self.connection_failures),
+            resyncs: load(&self.resyncs),
+            mirrored_channels: load(&self.mirrored_channels),
+        }
+    }
 }
 
 /// The Redis broker of one node; see the [module docs](self).
@@ -299,6 +332,7 @@ impl RedisBroker {
             commands,
             publish: Script::new(&format!("{ENSURE_EPOCH}{PUBLISH_TAIL}")),
             load: Script::new(&format!("{ENSURE_EPOCH}{LOAD_TAIL}")),
+            counters: Counters::default(),
         });
         let (requests, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(mirror_task(shared.clone(), rx));
@@ -313,10 +347,26 @@ impl RedisBroker {
         &self.shared.hub
     }
 
+    pub(crate) fn stats(&self) -> BrokerStats {
+        self.shared.counters.stats()
+    }
+
     /// One publish: the script's round trip, then the message applied to
     /// the local hub at once if it follows what the hub holds (else its
     /// pub/sub echo or a stream read brings it).
     pub(crate) async fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        sender: Option<SenderId>,
+    ) -> Result<MessageId, PublishError> {
+        let result = self.publish_once(channel, data, sender).await;
+        let counters = &self.shared.counters;
+        counters.count_refusal(&counters.publishes_refused, &result);
+        result
+    }
+
+    async fn publish_once(
         &self,
         channel: &str,
         data: Bytes,
@@ -369,6 +419,13 @@ impl RedisBroker {
 
     /// Makes the hub mirror `channel` (see the [module docs](self)).
     pub(crate) async fn attach(&self, channel: &str) -> Result<(), PublishError> {
+        let result = self.attach_once(channel).await;
+        let counters = &self.shared.counters;
+        counters.count_refusal(&counters.attaches_refused, &result);
+        result
+    }
+
+    async fn attach_once(&self, channel: &str) -> Result<(), PublishError> {
         // Mirrored already: the mirror task keeps it up to date (or will,
         // once Redis is back), no need to ask it.
         if self.shared.hub.mirrored_last(channel).is_some() {
@@ -529,6 +586,7 @@ enum ResyncError {
 /// Reads what Redis holds of `channel` after what the hub holds, and
 /// brings the hub in line.
 async fn resync(shared: &Shared, channel: &str) -> Result<(), ResyncError> {
+    shared.counters.resyncs.fetch_add(1, Ordering::Relaxed);
     let keys = Keys::new(channel);
     let held = shared.hub.mirrored_last(channel);
     let (epoch, after) = match held {
@@ -580,7 +638,16 @@ async fn mirror_task(
     let mut mirrors: HashSet<String> = HashSet::new();
     let mut failures = 0u32;
     loop {
-        match session(&shared, &mut requests, &mut mirrors, &mut failures).await {
+        let ended = session(&shared, &mut requests, &mut mirrors, &mut failures).await;
+        let counters = &shared.counters;
+        counters.connected.store(false, Ordering::Relaxed);
+        counters
+            .mirrored_channels
+            .store(mirrors.len() as u64, Ordering::Relaxed);
+        if let Ended::Failed(_) = ended {
+            counters.connection_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        match ended {
             Ended::Stopped => return,
             // Said once per outage; each failed attempt after it is a debug event.
             Ended::Failed(why) if failures == 0 => {
@@ -661,12 +728,18 @@ async fn session(
         tracing::info!(channels = mirrors.len(), "redis pub/sub connection back");
     }
     *failures = 0;
+    shared.counters.connected.store(true, Ordering::Relaxed);
     let mut ping = tokio::time::interval(shared.config.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Channels whose pub/sub messages are applied here; resynced once each
     // when a message did not follow.
     let mut pending: HashSet<String> = HashSet::new();
     loop {
+        let mirrored = mirrors.len() as u64;
+        shared
+            .counters
+            .mirrored_channels
+            .store(mirrored, Ordering::Relaxed);
         tokio::select! {
             message = std::future::poll_fn(|cx| {
                 futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)

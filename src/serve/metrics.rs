@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::hub::Hub;
+use crate::hub::{BrokerStats, Hub};
 
 /// The four transports, for per-transport counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,7 +261,7 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format 0.0.4; the README lists
     /// them.
-    pub fn render(&self, hub: &Hub) -> String {
+    pub fn render(&self, hub: &Hub, broker: Option<BrokerStats>) -> String {
         let stats = hub.stats();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::with_capacity(4096);
@@ -399,6 +399,9 @@ impl Metrics {
             "Bytes all channels' histories hold.",
             &one(stats.history_bytes as u64),
         );
+        if let Some(broker) = broker {
+            render_broker(&mut family, broker);
+        }
         out
     }
 
@@ -418,4 +421,42 @@ impl Metrics {
             "rtwire serve: summary"
         );
     }
+}
+
+/// The Redis broker's families: only on a node that runs on Redis.
+fn render_broker(family: &mut impl FnMut(&str, &str, &str, &[(String, u64)]), b: BrokerStats) {
+    let one = |v: u64| [(String::new(), v)];
+    family(
+        "rtwire_redis_connected",
+        "gauge",
+        "1 while the pub/sub connection to Redis is up.",
+        &one(u64::from(b.connected)),
+    );
+    family(
+        "rtwire_redis_refused_total",
+        "counter",
+        "Requests answered 503 because Redis failed or was too slow: publishes, and subscriptions or polls of channels not mirrored yet.",
+        &[
+            ("{op=\"publish\"}".to_owned(), b.publishes_refused),
+            ("{op=\"attach\"}".to_owned(), b.attaches_refused),
+        ],
+    );
+    family(
+        "rtwire_redis_connection_failures_total",
+        "counter",
+        "Pub/sub connections to Redis lost, or attempts to open one that failed.",
+        &one(b.connection_failures),
+    );
+    family(
+        "rtwire_redis_resyncs_total",
+        "counter",
+        "Channel histories read from Redis: on the first local subscriber, after a reconnection, after a message that did not follow.",
+        &one(b.resyncs),
+    );
+    family(
+        "rtwire_redis_mirrored_channels",
+        "gauge",
+        "Channels this node mirrors from Redis.",
+        &one(b.mirrored_channels),
+    );
 }

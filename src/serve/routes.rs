@@ -247,7 +247,7 @@ fn metrics(app: &App, request: &Request) -> Response {
             .header("WWW-Authenticate", "Bearer");
         }
     }
-    let text = app.metrics.render(&app.hub);
+    let text = app.metrics.render(&app.hub, app.broker.stats());
     Response::new(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }
 
