@@ -1,0 +1,16 @@
+//! Server-to-server push: the pieces signed webhooks (Standard Webhooks)
+//! and a W3C WebSub hub stand on. Each is usable and tested on its own;
+//! the delivery engine that feeds them from the hub comes on top.
+//!
+//! - [`signature`]: Standard Webhooks secrets (`whsec_…`), the
+//!   `webhook-signature` of `{id}.{timestamp}.{body}` (several secrets
+//!   during a rotation) and its verification with a timestamp tolerance,
+//!   and WebSub's `X-Hub-Signature: sha256=…`.
+//!
+//! Nothing here reads the clock or a random source where a caller could
+//! pass one in: the pure parts take the time (and the random number for
+//! jitter) as arguments, so that they are tested exactly.
+
+pub mod signature;
+
+pub(crate) use signature::ct_eq;
