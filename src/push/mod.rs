@@ -6,11 +6,14 @@
 //!   `webhook-signature` of `{id}.{timestamp}.{body}` (several secrets
 //!   during a rotation) and its verification with a timestamp tolerance,
 //!   and WebSub's `X-Hub-Signature: sha256=…`.
+//! - [`form`]: `application/x-www-form-urlencoded`, bounded, for WebSub's
+//!   subscription requests, and its encoder for verification queries.
 //!
 //! Nothing here reads the clock or a random source where a caller could
 //! pass one in: the pure parts take the time (and the random number for
 //! jitter) as arguments, so that they are tested exactly.
 
+pub mod form;
 pub mod signature;
 
 pub(crate) use signature::ct_eq;
