@@ -8,12 +8,16 @@
 //!   and WebSub's `X-Hub-Signature: sha256=…`.
 //! - [`form`]: `application/x-www-form-urlencoded`, bounded, for WebSub's
 //!   subscription requests, and its encoder for verification queries.
+//! - [`schedule`]: the retry schedule (Standard Webhooks' default or an
+//!   operator's list), jitter, `Retry-After`, and which statuses count as
+//!   delivered, failed, or gone.
 //!
 //! Nothing here reads the clock or a random source where a caller could
 //! pass one in: the pure parts take the time (and the random number for
 //! jitter) as arguments, so that they are tested exactly.
 
 pub mod form;
+pub mod schedule;
 pub mod signature;
 
 pub(crate) use signature::ct_eq;
