@@ -6,6 +6,9 @@
 //!   `webhook-signature` of `{id}.{timestamp}.{body}` (several secrets
 //!   during a rotation) and its verification with a timestamp tolerance,
 //!   and WebSub's `X-Hub-Signature: sha256=…`.
+//! - [`url`]: callback and webhook URLs (`http`/`https` only, no userinfo
+//!   or fragment, the query kept exactly), and the SSRF guard: which
+//!   addresses count as public, checked on what a name *resolves* to.
 //! - [`form`]: `application/x-www-form-urlencoded`, bounded, for WebSub's
 //!   subscription requests, and its encoder for verification queries.
 //! - [`schedule`]: the retry schedule (Standard Webhooks' default or an
@@ -19,5 +22,6 @@
 pub mod form;
 pub mod schedule;
 pub mod signature;
+pub mod url;
 
 pub(crate) use signature::ct_eq;
