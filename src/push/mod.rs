@@ -14,11 +14,16 @@
 //! - [`schedule`]: the retry schedule (Standard Webhooks' default or an
 //!   operator's list), jitter, `Retry-After`, and which statuses count as
 //!   delivered, failed, or gone.
+//! - [`client`]: the outbound HTTP/1.1 client (TLS with the `tls`
+//!   feature): resolves through the SSRF guard, one deadline per request,
+//!   bounded response heads and bodies, never follows redirects, reuses
+//!   idle connections per origin.
 //!
 //! Nothing here reads the clock or a random source where a caller could
 //! pass one in: the pure parts take the time (and the random number for
 //! jitter) as arguments, so that they are tested exactly.
 
+pub mod client;
 pub mod form;
 pub mod schedule;
 pub mod signature;
