@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rtwire::push::client::{Client, ClientConfig, ClientError, OutboundRequest};
 use rtwire::push::url::{AddressClass, CallbackUrl};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -478,7 +478,7 @@ async fn https_needs_the_tls_feature() {
 }
 
 #[cfg(feature = "tls")]
-async fn serve_tls_once<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+async fn serve_tls_once<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S) {
     let seen = read_request(&mut stream).await.unwrap();
     let body = seen.request_line().to_owned();
     let answer = format!(

@@ -1146,6 +1146,75 @@ mod tests {
         ));
     }
 
+    /// A connected stream (the listener never accepts: the backlog holds
+    /// it), told apart by its local address.
+    async fn stream(listener: &tokio::net::TcpListener) -> (Stream, SocketAddr) {
+        let tcp = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let local = tcp.local_addr().unwrap();
+        (MaybeTlsStream::Plain(tcp), local)
+    }
+
+    fn local_of(stream: &Stream) -> SocketAddr {
+        stream.get_ref().local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_pool_is_capped_per_origin_and_in_all_and_expires() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut config = ClientConfig {
+            max_idle_per_origin: 2,
+            max_idle_total: 3,
+            idle_timeout: Duration::from_secs(30),
+            ..ClientConfig::default()
+        };
+        let origin = |port| Origin {
+            scheme: Scheme::Http,
+            host: Host::V4(std::net::Ipv4Addr::LOCALHOST),
+            port,
+        };
+        let (a, b) = (origin(1), origin(2));
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut pool = Pool::default();
+        let mut locals = Vec::new();
+        for (n, o) in [(0, &a), (1, &a), (2, &a), (3, &b), (4, &b)] {
+            let (s, local) = stream(&listener).await;
+            locals.push(local);
+            pool.put(o.clone(), s, at(n), &config);
+        }
+        // a kept its two newest (the first went), b only its first: the
+        // pool was full, and nothing had expired to make room.
+        assert_eq!(pool.total, 3);
+        let freshest = pool.take(&a, at(5), config.idle_timeout).unwrap();
+        assert_eq!(local_of(&freshest), locals[2]);
+        assert_eq!(pool.total, 2);
+        // At 40 s the other of a's (idle since 1 s) has expired.
+        assert!(pool.take(&a, at(40), config.idle_timeout).is_none());
+        assert_eq!(pool.total, 1);
+        // Once b's expired too, a full pool makes room by dropping it.
+        let (s, _) = stream(&listener).await;
+        pool.put(a.clone(), s, at(33), &config);
+        let (s, _) = stream(&listener).await;
+        pool.put(a.clone(), s, at(33), &config);
+        assert_eq!(pool.total, 3);
+        let (s, newest) = stream(&listener).await;
+        pool.put(b.clone(), s, at(34), &config);
+        assert_eq!(pool.total, 3, "b's expired connection made room");
+        assert_eq!(
+            local_of(&pool.take(&b, at(35), config.idle_timeout).unwrap()),
+            newest
+        );
+        config.max_idle_per_origin = 0;
+        let (s, _) = stream(&listener).await;
+        pool.put(b.clone(), s, at(36), &config);
+        assert!(
+            pool.take(&b, at(36), config.idle_timeout).is_none(),
+            "reuse off"
+        );
+    }
+
     #[test]
     fn caller_faults_are_told_apart() {
         assert!(ClientError::HttpsUnsupported.is_caller_fault());
