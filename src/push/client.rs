@@ -5,7 +5,7 @@
 //! a general-purpose client crate: what a push needs is small (one
 //! request, one bounded answer), and every rule that matters here is one
 //! a general client would have to be talked out of — never follow a
-//! redirect (Standard Webhooks: "do not follow redirects"; a 3xx is just a
+//! redirect (Standard Webhooks' SSRF advice; a 3xx is just a
 //! failed attempt), connect only to addresses the SSRF guard
 //! ([`resolve_checked`]) passed, hold at most [`ClientConfig::max_body_bytes`]
 //! of an answer, and finish within one deadline whatever the peer does.
@@ -725,7 +725,7 @@ fn framing(
     let has_length = headers.get("content-length").is_some();
     if headers.get("transfer-encoding").is_some() {
         // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a
-        // message with both "ought to be handled as an error" for reuse: the
+        // message with both is treated as an error as far as reuse goes: the
         // connection is closed after it.
         let chunked_last = headers
             .tokens("transfer-encoding")
@@ -748,7 +748,7 @@ fn framing(
 }
 
 /// The one length every `Content-Length` field (and list element) gives.
-/// RFC 9112 §6.3: differing values are "an unrecoverable error".
+/// RFC 9112 §6.3: differing values make the framing unrecoverable.
 fn content_length(headers: &Headers) -> Result<usize, ClientError> {
     let bad = ClientError::BadFraming("invalid Content-Length");
     let mut found: Option<usize> = None;

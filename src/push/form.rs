@@ -1,7 +1,6 @@
 //! `application/x-www-form-urlencoded` (the WHATWG URL Standard's
-//! format), as WebSub subscription requests arrive: WebSub §5.1 "the
-//! subscriber makes an HTTP POST request to the hub URL ... with a
-//! Content-Type of application/x-www-form-urlencoded".
+//! format), as WebSub subscription requests arrive (WebSub §5.1: the
+//! subscriber POSTs to the hub URL with this content type).
 //!
 //! The body comes from the network: its size and number of pairs are
 //! limited before anything is allocated for them, a bad `%` escape or a

@@ -211,8 +211,8 @@ pub fn jitter(delay: Duration, random: u64) -> Duration {
 /// What one attempt's answer means for the delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A 2xx: delivered. Standard Webhooks: "a 2xx status code is a
-    /// successful delivery".
+    /// A 2xx: delivered. Standard Webhooks: only a 2xx
+    /// counts as delivered.
     Success,
     /// `410 Gone`: the receiver wants no more. Standard Webhooks: the
     /// endpoint is disabled; WebSub: the subscription ends.

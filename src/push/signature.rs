@@ -28,8 +28,8 @@ use sha2::Sha256;
 /// What every Standard Webhooks secret starts with.
 pub const SECRET_PREFIX: &str = "whsec_";
 
-/// The shortest key a secret may hold, in bytes. Standard Webhooks: "the
-/// secret key is ... between 24 bytes (192 bits) and 64 bytes (512 bits)".
+/// The shortest key a secret may hold, in bytes. Standard Webhooks: secrets are
+/// 24 to 64 random bytes (192 to 512 bits).
 pub const MIN_SECRET_BYTES: usize = 24;
 
 /// The longest key a secret may hold, in bytes.
@@ -156,9 +156,9 @@ impl WebhookSecret {
     }
 
     /// The signature of one attempt: `v1,<base64 HMAC-SHA256>` over
-    /// `{id}.{timestamp}.{body}`. Standard Webhooks: "the content to sign
-    /// is composed by concatenating the id, timestamp and payload,
-    /// separated by the full-stop character".
+    /// `{id}.{timestamp}.{body}`. Standard Webhooks: the signed
+    /// content is the id, the timestamp and the payload, joined by full
+    /// stops.
     pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
         format!("{V1}{}", STANDARD.encode(self.mac(id, timestamp, body)))
     }
@@ -279,10 +279,9 @@ fn parse_unix(text: &str) -> Option<u64> {
 }
 
 /// The `X-Hub-Signature` value of a WebSub distribution:
-/// `sha256=<lowercase hex HMAC-SHA256(secret, body)>`. WebSub §8: "the
-/// hub MUST generate a HMAC signature of the payload and include that
-/// signature in the request headers of the content distribution request.
-/// The X-Hub-Signature header's value MUST be in the form method=signature".
+/// `sha256=<lowercase hex HMAC-SHA256(secret, body)>`. WebSub §8: when the
+/// subscriber gave a `hub.secret`, the hub signs the payload with an HMAC
+/// and sends it as `X-Hub-Signature: method=signature`.
 ///
 /// `secret` is the subscriber's `hub.secret`, as bytes (any length: HMAC
 /// hashes keys longer than its block).

@@ -143,7 +143,7 @@ pub struct CallbackUrl {
 impl CallbackUrl {
     /// Parses `http[s]://host[:port][/path][?query]`. The scheme and host
     /// are lowercased; the path and query are kept exactly (WebSub §5.3:
-    /// the hub "MUST preserve the query string" of the callback); an
+    /// the hub keeps the callback's query string when it verifies intent); an
     /// empty path is `/`.
     pub fn parse(text: &str) -> Result<CallbackUrl, UrlError> {
         if text.len() > MAX_URL_LEN {
