@@ -17,8 +17,8 @@ use rtwire_fuzz::session::{
     self, Action, AppCall, Compressed, DeflateSpec, FrameSpec, KeepaliveSpec, PeerBytes, PeerChunk,
     Session, OPCODES,
 };
-use rtwire_fuzz::transport_checks;
 use rtwire_fuzz::wire::{build_frame, LenForm, BINARY, CLOSE, CONT, PING, PONG, TEXT};
+use rtwire_fuzz::{push_checks, transport_checks};
 
 /// A fixed masking key (any key will do; seeds must be reproducible).
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -1050,6 +1050,80 @@ fn transport_params_seeds(root: &Path) {
     out.report();
 }
 
+/// Inputs of the `push_form` target: WebSub subscription bodies, valid and
+/// broken in one way each.
+fn push_form_seeds(root: &Path) {
+    let mut out = Out::new(root, "push_form");
+    let inputs: [(&str, &[u8]); 12] = [
+        (
+            "subscribe",
+            b"hub.mode=subscribe&hub.topic=http%3A%2F%2F127.0.0.1%3A8080%2Fchannels%2Flobby&hub.callback=http%3A%2F%2Fsub.example%2Fcb%3Fid%3D7%26k%3Da%2Bb",
+        ),
+        (
+            "subscribe-secret-lease",
+            b"hub.callback=https%3A%2F%2Fsub.example%2F&hub.mode=subscribe&hub.topic=https%3A%2F%2Fhub.example%2Fchannels%2Fnews&hub.lease_seconds=86400&hub.secret=s%C3%A9cret+with+spaces",
+        ),
+        (
+            "unsubscribe-extra",
+            b"hub.mode=unsubscribe&hub.topic=t&hub.callback=c&foo=bar&x.y.z=&&",
+        ),
+        ("plus-and-escapes", b"a=b+c%2Bd%20e&%61%3d=%3D&k=%e2%82%ac"),
+        ("bare-names", b"flag&=empty-name&c==&"),
+        ("empty", b""),
+        ("duplicate", b"hub.topic=a&hub.mode=subscribe&hub.topic=b"),
+        ("duplicate-encoded", b"a+b=1&a%20b=2"),
+        ("bad-escape", b"hub.mode=sub%zzscribe"),
+        ("truncated-escape", b"hub.secret=abc%4"),
+        ("not-utf8", b"hub.secret=%ff%fe&hub.mode=subscribe"),
+        ("many-pairs", b"a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8"),
+    ];
+    for (name, body) in inputs {
+        push_checks::check_form(body);
+        out.write(name, body);
+    }
+    out.report();
+}
+
+/// Inputs of the `push_url` target: callback URLs accepted and refused,
+/// and hosts in every address class.
+fn push_url_seeds(root: &Path) {
+    let mut out = Out::new(root, "push_url");
+    let inputs: [(&str, &str); 21] = [
+        ("http", "http://sub.example/cb"),
+        (
+            "https-port-query",
+            "HTTPS://Sub.Example.:8443/cb/x?token=a%2Fb&x&=",
+        ),
+        ("fragment", "http://sub.example/cb#top"),
+        ("query-only", "http://sub.example?hub.x=1"),
+        ("kept-query", "https://sub.example/a/../b;p?q=%2F&&="),
+        ("ipv4", "http://203.0.113.9:8080/hook"),
+        ("ipv4-loopback", "http://127.0.0.1:9/"),
+        ("ipv6", "http://[2001:db8::1]:80/"),
+        (
+            "ipv6-mapped",
+            "http://[::ffff:169.254.169.254]/latest/meta-data",
+        ),
+        ("ipv6-nat64", "http://[64:ff9b::a00:1]/"),
+        ("ipv6-6to4", "http://[2002:c0a8:101::1]/"),
+        ("ipv6-zone", "http://[fe80::1%25eth0]/"),
+        ("userinfo", "http://user:pw@sub.example/"),
+        ("userinfo-lookalike", "http://sub.example@evil.example/"),
+        ("numeric-host", "http://0x7f.1/"),
+        ("decimal-host", "http://2130706433/"),
+        ("bad-port", "http://sub.example:65536/"),
+        ("empty-port", "http://sub.example:/"),
+        ("scheme", "ftp://sub.example/"),
+        ("space", "http://sub.example/a b"),
+        ("crlf", "http://sub.example/\r\nHost: evil"),
+    ];
+    for (name, text) in inputs {
+        push_checks::check_url(text.as_bytes());
+        out.write(name, text.as_bytes());
+    }
+    out.report();
+}
+
 fn main() {
     let root = std::env::args_os().nth(1).map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds"),
@@ -1060,4 +1134,6 @@ fn main() {
     connection_seeds(&root);
     deflate_seeds(&root);
     transport_params_seeds(&root);
+    push_form_seeds(&root);
+    push_url_seeds(&root);
 }

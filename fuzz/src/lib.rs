@@ -12,7 +12,7 @@
 //! - [`compress`]: permessage-deflate on flate2 directly: the peer's
 //!   compressor and a reference inflater.
 //! - [`frame_checks`], [`http_checks`], [`deflate_checks`],
-//!   [`transport_checks`]: the checks of the other targets.
+//!   [`transport_checks`], [`push_checks`]: the checks of the other targets.
 
 pub mod compress;
 pub mod deflate_checks;
@@ -20,6 +20,7 @@ pub mod encode;
 pub mod frame_checks;
 pub mod http_checks;
 pub mod model;
+pub mod push_checks;
 pub mod session;
 pub mod transport_checks;
 pub mod wire;

@@ -9,12 +9,14 @@ use arbitrary::{Arbitrary, Unstructured};
 use rtwire_fuzz::deflate_checks::Input;
 use rtwire_fuzz::session::{self, Session};
 
-const TARGETS: [&str; 5] = [
+const TARGETS: [&str; 7] = [
     "frame_decode",
     "http_head",
     "connection",
     "deflate",
     "transport_params",
+    "push_form",
+    "push_url",
 ];
 
 fn seeds_dir() -> PathBuf {
@@ -84,6 +86,14 @@ fn seeds_pass_their_checks() {
     }
     for (_, data) in files(&seeds_dir().join("transport_params")) {
         rtwire_fuzz::transport_checks::check(&data);
+        total += data.len();
+    }
+    for (_, data) in files(&seeds_dir().join("push_form")) {
+        rtwire_fuzz::push_checks::check_form(&data);
+        total += data.len();
+    }
+    for (_, data) in files(&seeds_dir().join("push_url")) {
+        rtwire_fuzz::push_checks::check_url(&data);
         total += data.len();
     }
     assert!(total < 200 * 1024, "seeds must stay small: {total} bytes");

@@ -15,6 +15,7 @@ use std::pin::Pin;
 
 use super::params::valid_channel;
 use crate::http::Request;
+use crate::push::ct_eq;
 
 /// What a request wants to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,19 +303,6 @@ pub fn secret_eq(presented: &str, expected: &str) -> bool {
         &Sha256::digest(presented.as_bytes()),
         &Sha256::digest(expected.as_bytes()),
     )
-}
-
-/// `a == b` in time that depends on the lengths only, never on the bytes:
-/// no early exit at the first difference. Slices of different lengths are
-/// unequal at once, so the length is not hidden; hash first to hide it
-/// (as [`secret_eq`] does).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    // Keeps the optimiser from turning the fold into an early exit.
-    std::hint::black_box(diff) == 0
 }
 
 /// The shortest secret [`UserTokens::new`] accepts, in bytes. Use 32
