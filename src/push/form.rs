@@ -164,8 +164,9 @@ fn cut(mut name: String) -> String {
     name
 }
 
-/// One name or value: `+` to space, `%XX` to its byte, then UTF-8.
-fn decode(raw: &[u8]) -> Result<String, FormError> {
+/// One name or value: `+` to space, `%XX` to its byte, then UTF-8. Also
+/// what the server decodes query parameters with.
+pub(crate) fn decode(raw: &[u8]) -> Result<String, FormError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while let Some(&b) = raw.get(i) {

@@ -28,33 +28,23 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 /// Decodes `%XX` escapes and `+` (as space); `None` for a bad escape or
 /// non-UTF-8 result.
 pub fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    // The form decoder of WebSub requests: one decoder for both, strict
+    // about hex digits (`%+1` is a bad escape, not byte 1).
+    crate::push::form::decode(s.as_bytes()).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_escapes_need_two_hex_digits() {
+        assert_eq!(percent_decode("a%20b+c%2F").as_deref(), Some("a b c/"));
+        // from_str_radix would take a sign: these once decoded to byte 1.
+        for bad in ["%+1", "%-1", "%1", "%", "%zz", "%C3"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn channel_names() {
