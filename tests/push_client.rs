@@ -419,38 +419,28 @@ async fn a_kept_connection_closed_by_the_receiver_is_replaced() {
 #[tokio::test]
 async fn private_destinations_are_refused_by_default() {
     let listener = listen().await;
-    let url = url_of(&listener, "/");
-    let err = Client::new(ClientConfig::default())
-        .send(&OutboundRequest::post(url, &b"x"[..]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::NotPublic {
-                class: AddressClass::Loopback,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(err.is_caller_fault());
-
-    let url = CallbackUrl::parse("http://localhost:9/").unwrap();
-    let err = Client::new(ClientConfig::default())
-        .send(&OutboundRequest::get(url))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::NotPublic {
-                class: AddressClass::Loopback,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    // A loopback address, and a name that resolves to one.
+    let requests = [
+        OutboundRequest::post(url_of(&listener, "/"), &b"x"[..]),
+        OutboundRequest::get(CallbackUrl::parse("http://localhost:9/").unwrap()),
+    ];
+    for request in &requests {
+        let err = Client::new(ClientConfig::default())
+            .send(request)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::NotPublic {
+                    class: AddressClass::Loopback,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.is_caller_fault());
+    }
 }
 
 #[tokio::test]
