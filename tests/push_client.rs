@@ -224,6 +224,16 @@ fn endless(listener: TcpListener, head: &'static [u8], filler: &'static [u8]) {
     });
 }
 
+/// A GET whose answer must be refused for a body over 1,000 bytes.
+async fn too_large(client: &Client, url: CallbackUrl) -> ClientError {
+    let err = send(client, OutboundRequest::get(url)).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::BodyTooLarge { limit: 1000 }),
+        "{err}"
+    );
+    err
+}
+
 #[tokio::test]
 async fn a_body_over_the_cap_is_an_error_not_a_hang() {
     let mut config = ClientConfig::default();
@@ -235,11 +245,7 @@ async fn a_body_over_the_cap_is_an_error_not_a_hang() {
     let listener = listen().await;
     let url = url_of(&listener, "/");
     let _seen = serve_all(listener, b"HTTP/1.1 200 OK\r\nContent-Length: 1001\r\n\r\n");
-    let err = send(&client, OutboundRequest::get(url)).await.unwrap_err();
-    assert!(
-        matches!(err, ClientError::BodyTooLarge { limit: 1000 }),
-        "{err}"
-    );
+    too_large(&client, url).await;
 
     let listener = listen().await;
     let url = url_of(&listener, "/");
@@ -250,20 +256,12 @@ async fn a_body_over_the_cap_is_an_error_not_a_hang() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
         Box::leak(chunk.into_boxed_slice()),
     );
-    let err = send(&client, OutboundRequest::get(url)).await.unwrap_err();
-    assert!(
-        matches!(err, ClientError::BodyTooLarge { limit: 1000 }),
-        "{err}"
-    );
+    too_large(&client, url).await;
 
     let listener = listen().await;
     let url = url_of(&listener, "/");
     endless(listener, b"HTTP/1.1 200 OK\r\n\r\n", &[b'x'; 512]);
-    let err = send(&client, OutboundRequest::get(url)).await.unwrap_err();
-    assert!(
-        matches!(err, ClientError::BodyTooLarge { limit: 1000 }),
-        "{err}"
-    );
+    let err = too_large(&client, url).await;
     assert!(err.is_bad_response() && !err.is_caller_fault());
 }
 

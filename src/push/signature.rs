@@ -499,6 +499,8 @@ mod tests {
         assert!(ct_eq(b"", b""));
         assert!(ct_eq(b"token", b"token"));
         assert!(!ct_eq(b"token", b"tokem"));
+        assert!(!ct_eq(b"token", b"Token"));
         assert!(!ct_eq(b"token", b"token2"));
+        assert!(!ct_eq(b"", b"t"));
     }
 }
