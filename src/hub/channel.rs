@@ -392,6 +392,11 @@ impl ChannelState {
     /// The sweep rule: nobody listening (no subscriber, no long-poll
     /// waiter), and nothing worth keeping (an empty history, or a last
     /// message at least `idle` old at `now`).
+    /// The newest message held, unless the channel was removed.
+    pub(crate) fn newest(&self) -> Option<Arc<HubMessage>> {
+        (!self.removed).then(|| self.history.back().cloned())?
+    }
+
     pub(crate) fn is_idle(&self, now: Instant, idle: Duration) -> bool {
         self.is_unlistened()
             && (self.history.is_empty() || now.saturating_duration_since(self.last_publish) >= idle)

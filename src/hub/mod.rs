@@ -65,6 +65,20 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The longest channel name accepted.
+pub const MAX_CHANNEL_LEN: usize = 64;
+
+/// Whether `name` is a valid channel name: 1 to 64 bytes of ASCII letters,
+/// digits, `-`, `_`, `.` and `:`. (`user:NAME` is the private room of the
+/// identity NAME.)
+pub fn valid_channel(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_CHANNEL_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
 /// The hub's limits. The defaults suit a public server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HubConfig {
@@ -449,6 +463,14 @@ impl Hub {
                 return state.poll(since, max);
             }
         }
+    }
+
+    /// The newest message `channel`'s history holds, if any: what a
+    /// WebSub topic URL serves. Does not create the channel.
+    pub fn latest(&self, channel: &str) -> Option<Arc<HubMessage>> {
+        let channel = self.registry().channels.get(channel).cloned()?;
+        let state = channel.lock();
+        state.newest()
     }
 
     /// Like [`Hub::history_after`], but if nothing newer than `since`

@@ -1,19 +1,7 @@
 //! What the HTTP transports read from a request: channel names, query
 //! parameters, ids. All of it comes from the network: bounded, never panics.
 
-/// The longest channel name accepted.
-pub const MAX_CHANNEL_LEN: usize = 64;
-
-/// Whether `name` is a valid channel name: 1 to 64 bytes of ASCII letters,
-/// digits, `-`, `_`, `.` and `:`. (`user:NAME` is the private room of the
-/// identity NAME.)
-pub fn valid_channel(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_CHANNEL_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-}
+pub use crate::hub::{valid_channel, MAX_CHANNEL_LEN};
 
 /// The value of query parameter `name`, percent-decoded; `None` if absent
 /// or not valid UTF-8 after decoding. The query is at most the request
