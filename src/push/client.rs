@@ -194,7 +194,11 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::NotPublic { ip, class } => {
-                write!(f, "refused: {ip} is not a public address ({class:?})")
+                write!(
+                    f,
+                    "refused: {ip} is a {} address, not a public one",
+                    class.as_str()
+                )
             }
             ClientError::HttpsUnsupported => f.write_str("https needs rtwire's tls feature"),
             ClientError::BadRequest(why) => write!(f, "bad request: {why}"),

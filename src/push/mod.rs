@@ -1,6 +1,6 @@
-//! Server-to-server push: the pieces signed webhooks (Standard Webhooks)
-//! and a W3C WebSub hub stand on. Each is usable and tested on its own;
-//! the delivery engine that feeds them from the hub comes on top.
+//! Server-to-server push: signed webhooks (Standard Webhooks) and a W3C
+//! WebSub hub, fed by the same channels as the browser transports, so one
+//! publish reaches browsers and servers alike.
 //!
 //! - [`signature`]: Standard Webhooks secrets (`whsec_…`), the
 //!   `webhook-signature` of `{id}.{timestamp}.{body}` (several secrets
@@ -18,15 +18,29 @@
 //!   feature): resolves through the SSRF guard, one deadline per request,
 //!   bounded response heads and bodies, never follows redirects, reuses
 //!   idle connections per origin.
+//! - [`webhook`]: the admin API's registration JSON; [`websub`]: the
+//!   hub's subscription requests, leases and verification of intent.
+//! - [`Push`]: the registry and one delivery task per endpoint, each a
+//!   subscriber of its channel that delivers in publish order and retries
+//!   on the schedule (see [`PushConfig`]).
 //!
-//! Nothing here reads the clock or a random source where a caller could
-//! pass one in: the pure parts take the time (and the random number for
-//! jitter) as arguments, so that they are tested exactly.
+//! The pure parts take the time (and the random number for jitter) as
+//! arguments, so that they are tested exactly.
 
 pub mod client;
+mod delivery;
+mod endpoint;
 pub mod form;
 pub mod schedule;
+mod service;
 pub mod signature;
+mod store;
 pub mod url;
+pub mod webhook;
+pub mod websub;
 
+pub use delivery::content_type;
+pub use endpoint::{AttemptOutcome, Kind, DELIVERY_LOG_LEN};
+pub use service::{Outcomes, Push, PushConfig, PushError, PushStats};
 pub(crate) use signature::ct_eq;
+pub(crate) use store::Store;

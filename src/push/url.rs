@@ -364,6 +364,27 @@ pub enum AddressClass {
     Reserved,
 }
 
+impl AddressClass {
+    /// The class in words, for reasons given to people: `loopback`,
+    /// `private`, `link-local`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressClass::Public => "public",
+            AddressClass::Unspecified => "unspecified",
+            AddressClass::ThisNetwork => "this-network",
+            AddressClass::Loopback => "loopback",
+            AddressClass::Private => "private",
+            AddressClass::SharedCgnat => "shared (carrier-grade NAT)",
+            AddressClass::LinkLocal => "link-local",
+            AddressClass::Multicast => "multicast",
+            AddressClass::Broadcast => "broadcast",
+            AddressClass::Documentation => "documentation",
+            AddressClass::Benchmarking => "benchmarking",
+            AddressClass::Reserved => "reserved",
+        }
+    }
+}
+
 /// Whether `ip` is a public address a callback may be sent to.
 pub fn is_public(ip: IpAddr) -> bool {
     classify(ip) == AddressClass::Public
@@ -480,7 +501,7 @@ impl fmt::Display for ResolveError {
             ResolveError::Lookup(e) => write!(f, "name resolution failed: {e}"),
             ResolveError::NoAddresses => f.write_str("the name has no addresses"),
             ResolveError::NotPublic { ip, class } => {
-                write!(f, "{ip} is not a public address ({class:?})")
+                write!(f, "{ip} is a {} address, not a public one", class.as_str())
             }
         }
     }
