@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::hub::{BrokerStats, Hub};
+use crate::push::PushStats;
 
 /// The four transports, for per-transport counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,9 @@ pub(crate) enum RouteLabel {
     Poll,
     LongPoll,
     Events,
+    Topic,
+    Webhooks,
+    WebSub,
     WebSocket,
     Demo,
     Health,
@@ -57,11 +61,14 @@ pub(crate) enum RouteLabel {
 }
 
 impl RouteLabel {
-    const ALL: [RouteLabel; 13] = [
+    const ALL: [RouteLabel; 16] = [
         RouteLabel::Publish,
         RouteLabel::Poll,
         RouteLabel::LongPoll,
         RouteLabel::Events,
+        RouteLabel::Topic,
+        RouteLabel::Webhooks,
+        RouteLabel::WebSub,
         RouteLabel::WebSocket,
         RouteLabel::Demo,
         RouteLabel::Health,
@@ -79,6 +86,9 @@ impl RouteLabel {
             RouteLabel::Poll => "poll",
             RouteLabel::LongPoll => "long_poll",
             RouteLabel::Events => "events",
+            RouteLabel::Topic => "topic",
+            RouteLabel::Webhooks => "webhooks",
+            RouteLabel::WebSub => "websub",
             RouteLabel::WebSocket => "websocket",
             RouteLabel::Demo => "demo",
             RouteLabel::Health => "healthz",
@@ -261,7 +271,12 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format 0.0.4; the README lists
     /// them.
-    pub fn render(&self, hub: &Hub, broker: Option<BrokerStats>) -> String {
+    pub fn render(
+        &self,
+        hub: &Hub,
+        broker: Option<BrokerStats>,
+        push: Option<PushStats>,
+    ) -> String {
         let stats = hub.stats();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::with_capacity(4096);
@@ -402,6 +417,9 @@ impl Metrics {
         if let Some(broker) = broker {
             render_broker(&mut family, broker);
         }
+        if let Some(push) = push {
+            render_push(&mut family, push);
+        }
         out
     }
 
@@ -421,6 +439,60 @@ impl Metrics {
             "rtwire serve: summary"
         );
     }
+}
+
+/// Push's families: only when push is on (`--admin-token`).
+fn render_push(family: &mut impl FnMut(&str, &str, &str, &[(String, u64)]), p: PushStats) {
+    let mut outcomes = Vec::new();
+    for (kind, o) in [("webhook", p.webhook), ("websub", p.websub)] {
+        for (outcome, n) in [
+            ("delivered", o.delivered),
+            ("failed", o.failed),
+            ("gone", o.gone),
+        ] {
+            outcomes.push((format!("{{kind=\"{kind}\",outcome=\"{outcome}\"}}"), n));
+        }
+    }
+    family(
+        "rtwire_push_deliveries_total",
+        "counter",
+        "Delivery attempts to webhooks and WebSub callbacks, by outcome (each retry counts).",
+        &outcomes,
+    );
+    let one = |v: u64| [(String::new(), v)];
+    family(
+        "rtwire_push_retries_pending",
+        "gauge",
+        "Deliveries waiting for their next retry.",
+        &one(p.retries_pending),
+    );
+    family(
+        "rtwire_push_endpoints_disabled_total",
+        "counter",
+        "Endpoints disabled by 410 Gone, and WebSub leases that ended.",
+        &one(p.endpoints_disabled),
+    );
+    family(
+        "rtwire_push_missed_total",
+        "counter",
+        "Times an endpoint fell so far behind that messages left the history before it came to them.",
+        &one(p.missed),
+    );
+    family(
+        "rtwire_push_endpoints",
+        "gauge",
+        "Webhooks registered and WebSub subscriptions active.",
+        &[
+            ("{kind=\"webhook\"}".to_owned(), p.webhooks),
+            ("{kind=\"websub\"}".to_owned(), p.subscriptions),
+        ],
+    );
+    family(
+        "rtwire_push_verifications_failed_total",
+        "counter",
+        "WebSub verifications of intent the subscriber did not confirm.",
+        &one(p.verifications_failed),
+    );
 }
 
 /// The Redis broker's families: only on a node that runs on Redis.

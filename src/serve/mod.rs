@@ -18,6 +18,7 @@
 //! a message published once reaches all of them with the same id.
 
 mod accept;
+mod admin;
 mod auth;
 mod cors;
 mod embed;
@@ -62,6 +63,7 @@ use tracing::Instrument;
 use crate::hub::{Broker, Hub, HubConfig};
 use crate::proto::deflate::DeflateConfig;
 use crate::proto::Keepalive;
+use crate::push::Push;
 use crate::ws::MaybeTlsStream;
 use http_conn::HttpConn;
 use metrics::Metrics;
@@ -148,6 +150,9 @@ pub struct ServeConfig {
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub tls: Option<crate::ws::tls::TlsAcceptor>,
+    /// Server-to-server push: webhooks and the WebSub hub, and their admin
+    /// routes. Default `None`: off, and `/webhooks…` and `/websub` are 404.
+    pub push: Option<crate::push::PushConfig>,
     /// The hub's limits.
     pub hub: HubConfig,
     /// Run on Redis: channels, ids, history and fan-out shared by every
@@ -190,6 +195,7 @@ impl fmt::Debug for ServeConfig {
             metrics_token,
             #[cfg(feature = "tls")]
             tls,
+            push,
             hub,
             #[cfg(feature = "redis")]
             redis,
@@ -223,6 +229,7 @@ impl fmt::Debug for ServeConfig {
                 "metrics_token",
                 &metrics_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("push", push)
             .field("hub", hub);
         #[cfg(feature = "tls")]
         f.field("tls", tls);
@@ -265,6 +272,7 @@ impl Default for ServeConfig {
             metrics_token: None,
             #[cfg(feature = "tls")]
             tls: None,
+            push: None,
             hub: HubConfig::default(),
             #[cfg(feature = "redis")]
             redis: None,
@@ -280,6 +288,34 @@ async fn make_broker(config: &ServeConfig, hub: Hub) -> std::io::Result<Broker> 
     }
     let _ = config;
     Ok(Broker::memory(hub))
+}
+
+/// Push, if `config` turns it on, with topics under `http://ADDR` (or
+/// `https://`) unless the config names a public URL.
+async fn start_push(
+    config: &ServeConfig,
+    broker: &Broker,
+    addr: SocketAddr,
+) -> std::io::Result<Option<Push>> {
+    let Some(push) = &config.push else {
+        return Ok(None);
+    };
+    #[cfg(feature = "tls")]
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    #[cfg(not(feature = "tls"))]
+    let scheme = "http";
+    let base = format!("{scheme}://{addr}");
+    #[cfg(feature = "redis")]
+    let store = crate::push::Store::open(config.redis.as_ref()).await?;
+    #[cfg(not(feature = "redis"))]
+    let store = crate::push::Store::Memory;
+    Ok(Some(
+        Push::start(push.clone(), broker.clone(), &base, store).await?,
+    ))
 }
 
 /// A listening socket with `backlog` (tokio's `TcpListener::bind` uses 128).
@@ -310,6 +346,8 @@ pub(crate) struct App {
     /// Who numbers and fans out messages: publishes go through it, and
     /// every read first `attach`es the channel.
     pub broker: Broker,
+    /// Webhooks and the WebSub hub, when on.
+    pub push: Option<Push>,
     pub auth: Box<dyn AuthHook>,
     /// The embedding program's routes: whatever rtwire does not route.
     pub fallback: Option<Box<dyn Handler>>,
@@ -409,9 +447,11 @@ impl Server {
         let (stop, shutdown) = watch::channel(false);
         let hub = Hub::with_config(config.hub.clone());
         let broker = make_broker(&config, hub.clone()).await?;
+        let push = start_push(&config, &broker, listener.local_addr()?).await?;
         let app = App {
             hub,
             broker,
+            push,
             config,
             auth: Box::new(auth),
             fallback: None,
@@ -567,6 +607,9 @@ impl Server {
             }
         }
         drop(acceptor);
+        if let Some(push) = &app.push {
+            push.shutdown().await;
+        }
         let _ = stop.send(true);
         app.hub.shutdown();
         let grace = app.config.shutdown_grace;

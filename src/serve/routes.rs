@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::admin::{self, WebhookRoute};
 use super::auth::{bearer_credential, secret_eq, Action, AuthRequest};
 use super::cors::is_preflight;
 use super::http_conn::{wants_keep_alive, HttpConn, Incoming, Read};
@@ -70,6 +71,12 @@ enum Route<'a> {
     Poll(&'a str),
     LongPoll(&'a str),
     Events(&'a str),
+    /// `GET /channels/NAME`: the WebSub topic.
+    Topic(&'a str),
+    /// `/webhooks…` (methods checked by the admin routes).
+    Webhooks(WebhookRoute<'a>),
+    /// `POST /websub`.
+    WebSub,
     BadChannel,
     NotFound,
     WrongMethod(&'static str),
@@ -81,6 +88,13 @@ fn resolve<'a>(method: &str, path: &'a str) -> Route<'a> {
         "/healthz" => (Route::Health, "GET"),
         "/metrics" => (Route::Metrics, "GET"),
         "/ws" => (Route::WebSocket, "GET"),
+        "/websub" => (Route::WebSub, "POST"),
+        _ if path.starts_with("/webhooks") => {
+            return match WebhookRoute::resolve(path) {
+                Some((route, _)) => Route::Webhooks(route),
+                None => Route::NotFound,
+            };
+        }
         _ => {
             let Some(rest) = path.strip_prefix("/channels/") else {
                 return Route::NotFound;
@@ -90,7 +104,8 @@ fn resolve<'a>(method: &str, path: &'a str) -> Route<'a> {
                 return Route::BadChannel;
             }
             match tail {
-                "" => (Route::Publish(name), "POST"),
+                "" if method == "POST" => (Route::Publish(name), "POST"),
+                "" => (Route::Topic(name), "GET, HEAD, POST"),
                 "poll" => (Route::Poll(name), "GET"),
                 "long-poll" => (Route::LongPoll(name), "GET"),
                 "events" => (Route::Events(name), "GET"),
@@ -98,8 +113,9 @@ fn resolve<'a>(method: &str, path: &'a str) -> Route<'a> {
             }
         }
     };
-    let method_ok =
-        method == allow || (allow == "GET" && method == "HEAD" && route != Route::WebSocket);
+    let method_ok = method == allow
+        || (allow == "GET" && method == "HEAD" && route != Route::WebSocket)
+        || (matches!(route, Route::Topic(_)) && (method == "GET" || method == "HEAD"));
     if method_ok {
         route
     } else {
@@ -123,6 +139,7 @@ async fn handle(
     };
     let route = match resolve(&incoming.request.method, &path) {
         Route::Demo if !app.config.demo_page => Route::NotFound,
+        Route::Webhooks(_) | Route::WebSub if app.push.is_none() => Route::NotFound,
         route => route,
     };
     let head_only = incoming.request.method == "HEAD";
@@ -162,6 +179,15 @@ async fn handle(
             Response::error(405, "method not allowed").header("Allow", allow)
         }
         Route::Publish(channel) => publish(app, asker, &incoming.body, channel).await,
+        Route::Topic(channel) => admin::topic(app, asker, channel).await,
+        Route::Webhooks(route) => match &app.push {
+            Some(push) => admin::webhooks(push, &incoming.request, &incoming.body, route).await,
+            None => Response::error(404, "no such route"),
+        },
+        Route::WebSub => match &app.push {
+            Some(push) => admin::websub(app, push, asker, &incoming.request, &incoming.body).await,
+            None => Response::error(404, "no such route"),
+        },
         Route::Poll(channel) => match authorize(app, asker, channel).await {
             Ok(_) => {
                 let _open = app.metrics.open(Transport::Poll);
@@ -228,6 +254,9 @@ fn route_label(route: &Route<'_>, app: &App) -> RouteLabel {
         Route::Poll(_) => RouteLabel::Poll,
         Route::LongPoll(_) => RouteLabel::LongPoll,
         Route::Events(_) => RouteLabel::Events,
+        Route::Topic(_) => RouteLabel::Topic,
+        Route::Webhooks(_) => RouteLabel::Webhooks,
+        Route::WebSub => RouteLabel::WebSub,
         Route::BadChannel => RouteLabel::BadChannel,
         Route::NotFound if app.fallback.is_some() => RouteLabel::Fallback,
         Route::NotFound => RouteLabel::NotFound,
@@ -247,7 +276,8 @@ fn metrics(app: &App, request: &Request) -> Response {
             .header("WWW-Authenticate", "Bearer");
         }
     }
-    let text = app.metrics.render(&app.hub, app.broker.stats());
+    let push = app.push.as_ref().map(|push| push.stats());
+    let text = app.metrics.render(&app.hub, app.broker.stats(), push);
     Response::new(200, "text/plain; version=0.0.4; charset=utf-8", text)
 }
 
@@ -255,7 +285,7 @@ fn metrics(app: &App, request: &Request) -> Response {
 fn channel_route(path: &str) -> bool {
     matches!(
         resolve("GET", path),
-        Route::Poll(_) | Route::LongPoll(_) | Route::Events(_)
+        Route::Poll(_) | Route::LongPoll(_) | Route::Events(_) | Route::Topic(_)
     ) || matches!(resolve("POST", path), Route::Publish(_))
 }
 
@@ -277,7 +307,7 @@ fn log_request(method: &str, path: &str, status: u16) {
 
 /// Checks that the request may read `channel`: the hook's verdict, and
 /// private rooms (`user:NAME`) only for NAME.
-async fn authorize(
+pub(crate) async fn authorize(
     app: &App,
     asker: AuthRequest<'_>,
     channel: &str,
@@ -362,7 +392,19 @@ mod tests {
         );
         assert_eq!(resolve("GET", "/channels/a/events"), Route::Events("a"));
         assert_eq!(resolve("GET", "/channels/a b/events"), Route::BadChannel);
-        assert_eq!(resolve("GET", "/channels/a"), Route::WrongMethod("POST"));
+        assert_eq!(resolve("GET", "/channels/a"), Route::Topic("a"));
+        assert_eq!(resolve("HEAD", "/channels/a"), Route::Topic("a"));
+        assert_eq!(
+            resolve("PUT", "/channels/a"),
+            Route::WrongMethod("GET, HEAD, POST")
+        );
+        assert_eq!(resolve("POST", "/websub"), Route::WebSub);
+        assert_eq!(resolve("GET", "/websub"), Route::WrongMethod("POST"));
+        assert_eq!(
+            resolve("DELETE", "/webhooks/wh_1"),
+            Route::Webhooks(WebhookRoute::One("wh_1"))
+        );
+        assert_eq!(resolve("GET", "/webhooks/a/b"), Route::NotFound);
         assert_eq!(resolve("POST", "/ws"), Route::WrongMethod("GET"));
         assert_eq!(resolve("GET", "/channels/a/other"), Route::NotFound);
         assert_eq!(resolve("GET", "/nothing"), Route::NotFound);

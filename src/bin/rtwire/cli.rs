@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the pub/sub hub over WebSocket, SSE, long and short polling.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a signed user token for `serve --user-secret-file PATH`.
     Token(TokenArgs),
     /// Run a WebSocket echo server for any number of clients (the Autobahn
@@ -133,6 +133,60 @@ pub struct ServeArgs {
     /// unreachable. Default: the in-memory hub of this process.
     #[arg(long, value_name = "URL", env = "RTWIRE_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
+    #[command(flatten)]
+    pub push: Push,
+}
+
+/// Server-to-server push: webhooks and the WebSub hub.
+#[derive(Debug, Args)]
+pub struct Push {
+    /// Turn on webhooks and the WebSub hub (`/websub`); the admin routes
+    /// (`/webhooks...`) require `Authorization: Bearer T`. Default: off,
+    /// and those routes answer 404.
+    #[arg(
+        long,
+        value_name = "T",
+        env = "RTWIRE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// The URL clients reach this server at, as `https://rt.example.com`:
+    /// the base of WebSub topic and hub URLs. Default: http://HOST:PORT as
+    /// listened on.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "admin_token",
+        env = "RTWIRE_PUBLIC_URL"
+    )]
+    pub public_url: Option<String>,
+    /// Deliver webhooks and WebSub callbacks to loopback, private,
+    /// link-local and other non-public addresses too (tests, local setups).
+    /// Default: refused, against SSRF.
+    #[arg(long, requires = "admin_token", env = "RTWIRE_ALLOW_PRIVATE_CALLBACKS")]
+    pub allow_private_callbacks: bool,
+    /// The waits before each retry of a failed delivery, in seconds, as
+    /// `0,1,2` (3 retries after the first attempt). Default: Standard
+    /// Webhooks' 0,5,300,1800,7200,18000,36000,50400,72000,86400.
+    #[arg(
+        long,
+        value_name = "SECONDS,...",
+        requires = "admin_token",
+        env = "RTWIRE_WEBHOOK_RETRY_SCHEDULE"
+    )]
+    pub webhook_retry_schedule: Option<rtwire::push::schedule::RetrySchedule>,
+    /// The shortest WebSub lease granted, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        env = "RTWIRE_WEBSUB_MIN_LEASE"
+    )]
+    pub websub_min_lease: u64,
+    /// The longest WebSub lease granted, in seconds (a subscriber that asks
+    /// for none gets 10 days, within these bounds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30 * 86_400, env = "RTWIRE_WEBSUB_MAX_LEASE")]
+    pub websub_max_lease: u64,
 }
 
 /// The certificate of a server that speaks TLS.

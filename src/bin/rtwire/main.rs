@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     install_logging();
     let result = match cli.command {
         Command::Token(args) => return print_token(&args),
-        Command::Serve(args) => block_on(with_allocator_trim(serve::serve(args))),
+        Command::Serve(args) => block_on(with_allocator_trim(serve::serve(*args))),
         Command::Echo(args) => block_on(with_allocator_trim(echo::echo_server(args))),
         Command::AutobahnClient(args) => block_on(autobahn::autobahn_client(args)),
     };

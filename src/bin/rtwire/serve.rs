@@ -1,7 +1,8 @@
 //! `rtwire serve` and `rtwire token`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rtwire::push::PushConfig;
 use rtwire::serve::{Cors, ServeConfig, Server, TokenAuth, UserTokens};
 
 use crate::cli::{ServeArgs, TokenArgs};
@@ -25,6 +26,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     config.tls = args.tls.acceptor()?;
     config.redis = args.redis.map(rtwire::hub::redis::RedisConfig::new);
+    config.push = push_config(args.push)?;
     let scheme = if config.tls.is_some() {
         "https"
     } else {
@@ -58,6 +60,40 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     eprintln!("rtwire serve: stopped");
     Ok(())
+}
+
+/// Push's settings, if `--admin-token` turns it on.
+fn push_config(args: crate::cli::Push) -> Result<Option<PushConfig>, String> {
+    let Some(token) = args.admin_token else {
+        return Ok(None);
+    };
+    if token.is_empty() {
+        return Err("--admin-token: empty".to_owned());
+    }
+    let mut config = PushConfig::new(token);
+    if let Some(url) = args.public_url {
+        config.public_url = Some(public_url(&url).map_err(|e| format!("--public-url: {e}"))?);
+    }
+    config.allow_private_callbacks = args.allow_private_callbacks;
+    if let Some(schedule) = args.webhook_retry_schedule {
+        config.retry_schedule = schedule;
+    }
+    if args.websub_min_lease > args.websub_max_lease {
+        return Err("--websub-min-lease is over --websub-max-lease".to_owned());
+    }
+    config.leases.min = Duration::from_secs(args.websub_min_lease);
+    config.leases.max = Duration::from_secs(args.websub_max_lease);
+    Ok(Some(config))
+}
+
+/// A public URL: http(s), a host, perhaps a path, no query; without its
+/// trailing `/`.
+fn public_url(text: &str) -> Result<String, String> {
+    let url = rtwire::push::url::CallbackUrl::parse(text).map_err(|e| e.to_string())?;
+    if url.query().is_some() {
+        return Err("a base URL has no query".to_owned());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// The user-token signer from a secret file (one trailing newline ignored).
