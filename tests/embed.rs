@@ -95,8 +95,16 @@ async fn unknown_routes_reach_the_fallback_and_rtwire_keeps_its_own() {
     // a channel.
     assert_eq!(exchange(addr, &get("/healthz")).await.2, "ok\n");
     assert!(exchange(addr, &get("/")).await.1.contains("text/html"));
-    let (status, _, body) = exchange(addr, &get("/channels/announcements")).await;
+    let (status, head, body) = exchange(
+        addr,
+        &get("/channels/announcements").replacen("GET", "DELETE", 1),
+    )
+    .await;
     assert_eq!(status, 405, "{body}");
+    assert!(head.contains("Allow: GET, HEAD, POST"), "{head}");
+    // A channel's own URL is its topic: nothing published yet.
+    let (status, head, _) = exchange(addr, &get("/channels/announcements")).await;
+    assert_eq!(status, 204, "{head}");
 }
 
 #[tokio::test]
