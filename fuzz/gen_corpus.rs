@@ -1124,6 +1124,42 @@ fn push_url_seeds(root: &Path) {
     out.report();
 }
 
+/// Inputs of the `push_webhook` target: registrations accepted and
+/// refused, and WebSub requests for this hub's topics and others.
+fn push_webhook_seeds(root: &Path) {
+    let mut out = Out::new(root, "push_webhook");
+    let inputs: [(&str, &str); 14] = [
+        ("minimal", r#"{"channel":"orders","url":"https://example.com/hook"}"#),
+        (
+            "with-secret",
+            r#"{"channel":"a:b","url":"http://203.0.113.9:8080/h?x=1","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#,
+        ),
+        ("null-secret", r#"{"channel":"c","url":"http://x.example/","secret":null}"#),
+        ("short-secret", r#"{"channel":"c","url":"http://x.example/","secret":"whsec_c2hvcnQ="}"#),
+        ("no-prefix", r#"{"channel":"c","url":"http://x.example/","secret":"MfKQ9r8GKYqrTwjU"}"#),
+        ("unknown-field", r#"{"channel":"c","url":"http://x.example/","events":["*"]}"#),
+        ("duplicate-field", r#"{"channel":"c","channel":"d","url":"http://x.example/"}"#),
+        ("bad-channel", r#"{"channel":"a b","url":"http://x.example/"}"#),
+        ("ftp", r#"{"channel":"c","url":"ftp://x.example/"}"#),
+        ("wrong-type", r#"{"channel":7,"url":"http://x.example/"}"#),
+        ("escaped", r#"{"channel":"\u0063","url":"http:\/\/x.example\/"}"#),
+        (
+            "websub-subscribe",
+            "hub.mode=subscribe&hub.topic=http%3A%2F%2Fhub.example%3A8080%2Fchannels%2Fnews&hub.callback=http%3A%2F%2Fsub.example%2Fcb&hub.secret=s&hub.lease_seconds=60",
+        ),
+        (
+            "websub-other-topic",
+            "hub.mode=unsubscribe&hub.topic=http%3A%2F%2Fhub.example%3A8080%2Fother&hub.callback=http%3A%2F%2Fsub.example%2Fcb",
+        ),
+        ("array", "[1,2,3]"),
+    ];
+    for (name, text) in inputs {
+        push_checks::check_webhook(text.as_bytes());
+        out.write(name, text.as_bytes());
+    }
+    out.report();
+}
+
 fn main() {
     let root = std::env::args_os().nth(1).map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds"),
@@ -1136,4 +1172,5 @@ fn main() {
     transport_params_seeds(&root);
     push_form_seeds(&root);
     push_url_seeds(&root);
+    push_webhook_seeds(&root);
 }

@@ -20,8 +20,8 @@
 //!   `host_header`, and its request passes the server's validation.
 
 use rtwire::handshake::{
-    accept_key, server_accept, validate_request, ClientHandshake, HandshakeError,
-    RejectionReader, ServerHook, ServerOptions, WsUrl, MAX_REJECTED_BODY,
+    accept_key, server_accept, validate_request, ClientHandshake, HandshakeError, RejectionReader,
+    ServerHook, ServerOptions, WsUrl, MAX_REJECTED_BODY,
 };
 use rtwire::http::{
     HeadLimits, HttpError, Parse, Request, RequestParser, Response, ResponseParser,

@@ -8,6 +8,13 @@
 //! allowed, tight limits agreeing with loose ones when the body is within
 //! both), and that `encode` of the pairs parses back to the same pairs.
 //!
+//! `push_webhook` checks `NewWebhook::from_json` (the body of `POST
+//! /webhooks`) against `serde_json`'s own reading of the same bytes: an
+//! accepted registration is an object of exactly `channel`, `url` and
+//! perhaps `secret`, each as accepted; and reads the same bytes as a
+//! WebSub subscription request, whose accepted form names this hub's
+//! topic, a valid channel and a secret under 200 bytes.
+//!
 //! `push_url` checks that an accepted URL has an allowed scheme, no
 //! userinfo, no fragment, only visible ASCII, its target kept byte for
 //! byte from the input, and prints to a form that parses back to the same
@@ -195,5 +202,68 @@ fn check_addresses(data: &[u8]) {
     assert_eq!(classify(mapped), classify(IpAddr::V4(v4)), "{mapped}");
     if let Some(inner) = v6.to_ipv4_mapped() {
         assert_eq!(classify(IpAddr::V6(v6)), classify(IpAddr::V4(inner)));
+    }
+}
+
+/// The base of the hub the `push_webhook` target's WebSub requests go to.
+const HUB_BASE: &str = "http://hub.example:8080";
+
+/// Runs one `push_webhook` input.
+pub fn check_webhook(data: &[u8]) {
+    check_registration(data);
+    check_subscription(data);
+}
+
+fn check_registration(data: &[u8]) {
+    use rtwire::push::webhook::{NewWebhook, MAX_REGISTRATION_BYTES};
+    let parsed = NewWebhook::from_json(data);
+    let Ok(hook) = parsed else {
+        let e = parsed.unwrap_err().to_string();
+        // serde's messages quote at most a short excerpt of the input.
+        assert!(e.len() <= MAX_REASON + 100, "{e}");
+        return;
+    };
+    assert!(data.len() <= MAX_REGISTRATION_BYTES);
+    let value: serde_json::Value = serde_json::from_slice(data).expect("accepted, so JSON");
+    let object = value.as_object().expect("accepted, so an object");
+    assert!(object
+        .keys()
+        .all(|k| ["channel", "url", "secret"].contains(&k.as_str())));
+    assert_eq!(object["channel"].as_str(), Some(hook.channel.as_str()));
+    assert!(rtwire::hub::valid_channel(&hook.channel));
+    let url = object["url"].as_str().expect("a string url");
+    assert_eq!(CallbackUrl::parse(url).as_ref(), Ok(&hook.url));
+    match (object.get("secret"), &hook.secret) {
+        (None | Some(serde_json::Value::Null), None) => {}
+        (Some(serde_json::Value::String(text)), Some(secret)) => {
+            // The secret prints back to a form that reads as the same key.
+            let again = rtwire::push::signature::WebhookSecret::parse(&secret.to_whsec())
+                .expect("a printed secret parses");
+            assert_eq!(again.sign("m", 1, b"x"), secret.sign("m", 1, b"x"));
+            assert!(text.starts_with("whsec_"));
+        }
+        (given, parsed) => panic!("secret {given:?} read as {parsed:?}"),
+    }
+}
+
+fn check_subscription(data: &[u8]) {
+    use rtwire::push::websub::{Request, MAX_SECRET_BYTES};
+    let Ok(form) = Form::parse(data, &FormLimits::default()) else {
+        return;
+    };
+    match Request::from_form(&form, HUB_BASE) {
+        Ok(request) => {
+            let expected = format!("{HUB_BASE}/channels/{}", request.channel);
+            assert_eq!(request.topic, expected);
+            assert_eq!(form.get("hub.topic"), Some(expected.as_str()));
+            assert!(rtwire::hub::valid_channel(&request.channel));
+            assert!(request
+                .secret
+                .as_ref()
+                .is_none_or(|s| s.len() <= MAX_SECRET_BYTES));
+            let callback = form.get("hub.callback").expect("a callback");
+            assert_eq!(CallbackUrl::parse(callback).as_ref(), Ok(&request.callback));
+        }
+        Err(e) => assert!(e.to_string().len() <= MAX_REASON, "{e}"),
     }
 }

@@ -9,7 +9,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use rtwire_fuzz::deflate_checks::Input;
 use rtwire_fuzz::session::{self, Session};
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "frame_decode",
     "http_head",
     "connection",
@@ -17,6 +17,7 @@ const TARGETS: [&str; 7] = [
     "transport_params",
     "push_form",
     "push_url",
+    "push_webhook",
 ];
 
 fn seeds_dir() -> PathBuf {
@@ -94,6 +95,10 @@ fn seeds_pass_their_checks() {
     }
     for (_, data) in files(&seeds_dir().join("push_url")) {
         rtwire_fuzz::push_checks::check_url(&data);
+        total += data.len();
+    }
+    for (_, data) in files(&seeds_dir().join("push_webhook")) {
+        rtwire_fuzz::push_checks::check_webhook(&data);
         total += data.len();
     }
     assert!(total < 200 * 1024, "seeds must stay small: {total} bytes");
