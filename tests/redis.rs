@@ -8,16 +8,20 @@
 
 mod common;
 
+use common::receiver::{assert_signed, hub_signature, Receiver, Reply, Seen};
 use common::serve::{
-    get, json_field, json_ids, publish, start_with, try_publish, user_token, user_tokens,
+    exchange, get, json_field, json_ids, publish, start_with, try_publish, user_token, user_tokens,
     ws_assert_nothing_queued, ws_connect, ws_next_text, ws_send_psst, Running, Sse, Ws,
 };
 use rtwire::hub::redis::RedisConfig;
 use rtwire::proto::Message;
 use rtwire::serve::{ServeConfig, TokenAuth};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -682,5 +686,306 @@ async fn each_node_subscribes_once_per_channel_until_its_hub_sweeps_it() {
     assert_eq!(json_ids(&body), vec![next], "{body}");
     assert_eq!(pubsub_subscribers(&redis, "once").await, 1);
     a.shutdown().await;
+    b.shutdown().await;
+}
+
+// ----- push: webhooks and WebSub subscriptions kept in Redis -----
+//
+// One node runs push for a Redis (it holds `rtwire:push:owner`); its
+// endpoints and their cursors are kept in the hashes
+// `rtwire:push:endpoints` and `rtwire:push:cursors`, so that a node
+// started after it, on the same Redis, carries on where it stopped.
+
+/// The admin token of the push nodes.
+const ADMIN_TOKEN: &str = "admin-token";
+
+/// The public URL of the push nodes: topic URLs stay the same across
+/// restarts, though each node listens on its own port.
+const PUBLIC_URL: &str = "http://rtwire.test";
+
+/// A node on `redis` with push on: loopback receivers allowed, retries
+/// after `schedule` (seconds, as `--webhook-retry-schedule` takes them).
+async fn push_node(redis: &RedisServer, schedule: &str) -> Running {
+    let mut config = ServeConfig::default();
+    config.redis = Some(redis_config(redis.url()));
+    let mut push = rtwire::push::PushConfig::new(ADMIN_TOKEN);
+    push.allow_private_callbacks = true;
+    push.retry_schedule = rtwire::push::schedule::RetrySchedule::parse(schedule).unwrap();
+    push.public_url = Some(PUBLIC_URL.into());
+    config.push = Some(push);
+    start_with(config, TokenAuth::default()).await
+}
+
+/// A receiver whose waits are this file's.
+async fn receiver(script: impl FnMut(&Seen) -> Reply + Send + 'static) -> Receiver {
+    let mut receiver = Receiver::start(script).await;
+    receiver.deadline = DEADLINE;
+    receiver
+}
+
+/// One request with the admin bearer: the status and the JSON body
+/// (`null` if empty).
+async fn admin(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Authorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, _, answer) = tokio::time::timeout(DEADLINE, exchange(addr, &request))
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} answered in time"));
+    let json = if answer.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("JSON ({e}): {answer:?}"))
+    };
+    (status, json)
+}
+
+/// Registers a webhook; the 201's object (with the secret).
+async fn create_webhook(addr: SocketAddr, channel: &str, url: &str) -> Value {
+    let request = serde_json::json!({"channel": channel, "url": url}).to_string();
+    let (status, webhook) = admin(addr, "POST", "/webhooks", &request).await;
+    assert_eq!(status, 201, "POST /webhooks {request}: {webhook}");
+    webhook
+}
+
+fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("a string {field}: {value}"))
+}
+
+/// `GET /webhooks/{id}/deliveries`' list.
+async fn webhook_deliveries(addr: SocketAddr, id: &str) -> Vec<Value> {
+    let (status, answer) = admin(addr, "GET", &format!("/webhooks/{id}/deliveries"), "").await;
+    assert_eq!(status, 200, "{answer}");
+    answer["deliveries"].as_array().expect("deliveries").clone()
+}
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The raw reply to `EXISTS rtwire:push:owner`.
+async fn owner_exists(redis: &RedisServer) -> String {
+    redis
+        .command(&["EXISTS", "rtwire:push:owner"])
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_webhook_registered_on_a_node_survives_its_restart() {
+    let redis = RedisServer::start().await;
+    let mut receiver = receiver(|_| Reply::Status(200)).await;
+    let a = push_node(&redis, "0,1").await;
+    let created = create_webhook(a.addr, "kept", &receiver.url("/hooks/kept?k=v")).await;
+    let secret = str_of(&created, "secret").to_owned();
+    a.shutdown().await;
+
+    let b = push_node(&redis, "0,1").await;
+    let (status, list) = admin(b.addr, "GET", "/webhooks", "").await;
+    assert_eq!(status, 200, "{list}");
+    let listed = list["webhooks"].as_array().expect("webhooks");
+    assert_eq!(listed.len(), 1, "{list}");
+    for field in ["id", "channel", "url", "created_at", "state"] {
+        assert_eq!(listed[0][field], created[field], "{field}: {list}");
+    }
+    assert!(listed[0].get("secret").is_none(), "{list}");
+    let body = r#"{"after":"the restart"}"#;
+    let id = publish(b.addr, "kept", body).await;
+    let seen = receiver.next().await;
+    assert_eq!(seen.method, "POST", "{seen:?}");
+    assert_eq!(seen.target, "/hooks/kept?k=v");
+    assert_eq!(seen.webhook_id(), id);
+    assert_eq!(seen.body, body.as_bytes());
+    assert_eq!(seen.header("rtwire-channel"), Some("kept"), "{seen:?}");
+    // Signed with the secret given at creation: it was kept too.
+    assert_signed(&seen, &secret);
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pending_delivery_survives_a_restart_and_is_delivered_once() {
+    let redis = RedisServer::start().await;
+    let status = Arc::new(AtomicU16::new(500));
+    let answer = status.clone();
+    let mut receiver = receiver(move |_| Reply::Status(answer.load(Ordering::SeqCst))).await;
+    // The second retry waits 30 s: M is still pending when A stops.
+    let a = push_node(&redis, "0,30").await;
+    let webhook = create_webhook(a.addr, "pending", &receiver.url("/")).await;
+    let (id, secret) = (str_of(&webhook, "id"), str_of(&webhook, "secret"));
+    let m = publish(a.addr, "pending", "M").await;
+    for _ in 0..2 {
+        let seen = receiver.next().await;
+        assert_eq!(seen.webhook_id(), m, "{seen:?}");
+        assert_eq!(seen.reply, Reply::Status(500));
+    }
+    until("a's retry of M pending", async || {
+        metric(a.addr, "rtwire_push_retries_pending").await == 1
+    })
+    .await;
+    a.shutdown().await;
+    let early = receiver.drain();
+    assert!(early.is_empty(), "no third attempt from a: {early:?}");
+
+    status.store(200, Ordering::SeqCst);
+    let b = push_node(&redis, "0,30").await;
+    let seen = receiver.next().await;
+    assert_eq!(seen.webhook_id(), m, "M again, after the restart: {seen:?}");
+    assert_eq!(seen.body, b"M");
+    assert_eq!(seen.reply, Reply::Status(200));
+    assert_signed(&seen, secret);
+    // Once: the next request is the next message, not M again.
+    let m2 = publish(b.addr, "pending", "M2").await;
+    let next = receiver.next().await;
+    assert_eq!(next.webhook_id(), m2, "{next:?}");
+    assert_eq!(next.body, b"M2");
+    let log = webhook_deliveries(b.addr, id).await;
+    let of_m: Vec<&Value> = log
+        .iter()
+        .filter(|d| d["message_id"] == m.as_str())
+        .collect();
+    assert_eq!(of_m.len(), 1, "b tried M once: {log:?}");
+    assert_eq!(of_m[0]["outcome"], "delivered", "{log:?}");
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_delivered_message_is_not_delivered_again_after_a_restart() {
+    let redis = RedisServer::start().await;
+    let mut receiver = receiver(|_| Reply::Status(200)).await;
+    let a = push_node(&redis, "0,1").await;
+    let webhook = create_webhook(a.addr, "done", &receiver.url("/")).await;
+    let id = str_of(&webhook, "id");
+    let m1 = publish(a.addr, "done", "M1").await;
+    assert_eq!(receiver.next().await.webhook_id(), m1);
+    // A has taken the 200 in: its cursor is past M1.
+    until("a to record M1 delivered", async || {
+        let (_, webhook) = admin(a.addr, "GET", &format!("/webhooks/{id}"), "").await;
+        webhook["last_delivered"] == m1.as_str()
+    })
+    .await;
+    a.shutdown().await;
+
+    let b = push_node(&redis, "0,1").await;
+    let m2 = publish(b.addr, "done", "M2").await;
+    let first = receiver.next().await;
+    assert_eq!(
+        first.webhook_id(),
+        m2,
+        "the first request after the restart is M2, not M1 again: {first:?}"
+    );
+    assert_eq!(first.body, b"M2");
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_websub_subscription_survives_a_restart() {
+    let redis = RedisServer::start().await;
+    let mut subscriber = receiver(|seen| match seen.method.as_str() {
+        "GET" => Reply::Echo,
+        _ => Reply::Status(200),
+    })
+    .await;
+    let topic = format!("{PUBLIC_URL}/channels/feed");
+    let callback = subscriber.url("/callback?sub=1");
+    let secret = "the subscriber's secret";
+    let a = push_node(&redis, "0,1").await;
+    let request = form(&[
+        ("hub.mode", "subscribe"),
+        ("hub.topic", &topic),
+        ("hub.callback", &callback),
+        ("hub.secret", secret),
+    ]);
+    let post = format!(
+        "POST /websub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{request}",
+        request.len()
+    );
+    let (status, _, body) = exchange(a.addr, &post).await;
+    assert_eq!(status, 202, "{body}");
+    let verification = subscriber.next().await;
+    assert_eq!(verification.method, "GET", "{verification:?}");
+    assert_eq!(verification.param("sub").as_deref(), Some("1"));
+    assert_eq!(verification.param("hub.mode").as_deref(), Some("subscribe"));
+    assert_eq!(verification.param("hub.topic"), Some(topic.clone()));
+    let websub = "rtwire_push_endpoints{kind=\"websub\"}";
+    until("a's subscription active", async || {
+        metric(a.addr, websub).await == 1
+    })
+    .await;
+    a.shutdown().await;
+
+    let b = push_node(&redis, "0,1").await;
+    assert_eq!(metric(b.addr, websub).await, 1, "restored at start");
+    let body = "for the subscribers";
+    publish(b.addr, "feed", body).await;
+    let seen = subscriber.next().await;
+    assert_eq!(
+        seen.method, "POST",
+        "a delivery, no new verification: {seen:?}"
+    );
+    assert_eq!(seen.target, "/callback?sub=1");
+    assert_eq!(seen.body, body.as_bytes());
+    let mut links: Vec<String> = seen
+        .headers_named("link")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|l| l.trim().to_owned())
+        .collect();
+    let mut want = [
+        format!("<{PUBLIC_URL}/websub>; rel=\"hub\""),
+        format!("<{topic}>; rel=\"self\""),
+    ];
+    links.sort();
+    want.sort();
+    assert_eq!(links, want, "both Link headers: {seen:?}");
+    // Signed with the hub.secret given at subscription: it was kept too.
+    assert_eq!(
+        seen.header("x-hub-signature"),
+        Some(hub_signature(secret.as_bytes(), body.as_bytes()).as_str()),
+        "{seen:?}"
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_gives_push_up_at_shutdown_and_the_next_takes_it_at_once() {
+    let redis = RedisServer::start().await;
+    let a = push_node(&redis, "0,1").await;
+    assert_eq!(owner_exists(&redis).await, ":1\r\n", "a holds the lease");
+    // Its lease runs well past the 10 s below: a node that only waited for
+    // it to end would fail this test.
+    let ttl = redis.command(&["PTTL", "rtwire:push:owner"]).await.unwrap();
+    let ttl: i64 = ttl.trim().trim_start_matches(':').parse().unwrap();
+    assert!(ttl > 15_000, "a lease of {ttl} ms");
+    a.shutdown().await;
+    assert_eq!(owner_exists(&redis).await, ":0\r\n", "released at shutdown");
+
+    let started = Instant::now();
+    let b = push_node(&redis, "0,1").await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "b started in {took:?}");
+    assert_eq!(owner_exists(&redis).await, ":1\r\n", "b holds the lease");
+    let (status, list) = admin(b.addr, "GET", "/webhooks", "").await;
+    assert_eq!(status, 200, "b runs push: {list}");
     b.shutdown().await;
 }

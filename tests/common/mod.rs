@@ -4,6 +4,8 @@
 
 pub mod certs;
 #[cfg(feature = "serve")]
+pub mod receiver;
+#[cfg(feature = "serve")]
 pub mod serve;
 
 use rtwire::proto::frame::{FrameHeader, OpCode};
