@@ -133,6 +133,11 @@ fn serve_help_explains_every_flag_and_its_variable() {
         "tls-cert",
         "tls-key",
         "max-body",
+        "admin-token",
+        "public-url",
+        "webhook-retry-schedule",
+        "websub-min-lease",
+        "websub-max-lease",
     ] {
         assert!(help.contains(&format!("--{flag} <")), "--{flag} in {help}");
         let variable = format!("RTWIRE_{}", flag.to_uppercase().replace('-', "_"));
@@ -194,8 +199,23 @@ fn version_prints_the_crate_version() {
 
 #[test]
 fn usage_errors_exit_2_and_say_what_is_wrong() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["serve", "--no-such-flag"], "--no-such-flag"),
+        (
+            &[
+                "serve",
+                "--admin-token",
+                "t",
+                "--webhook-retry-schedule",
+                "1,x",
+            ],
+            "--webhook-retry-schedule",
+        ),
+        (
+            &["serve", "--admin-token", "t", "--public-url", "ftp://x/"],
+            "--public-url",
+        ),
+        (&["serve", "--allow-private-callbacks"], "--admin-token"),
         (&["serve", "--port", "99999"], "--port"),
         (&["serve", "--port"], "--port"),
         (&["token", "alice"], "--user-secret-file"),

@@ -487,6 +487,12 @@ impl Server {
         self.app.broker.clone()
     }
 
+    /// Webhooks and the WebSub hub, if [`ServeConfig::push`] turned them
+    /// on: their URLs and counters.
+    pub fn push(&self) -> Option<Push> {
+        self.app.push.clone()
+    }
+
     /// Hands every request that rtwire does not route to `handler`,
     /// instead of answering 404: the embedding program's own routes, with
     /// the same limits and deadlines as rtwire's. rtwire's routes are

@@ -137,6 +137,16 @@ pub struct ServeArgs {
     pub push: Push,
 }
 
+/// A public URL: http(s), a host, perhaps a path, no query or fragment;
+/// without its trailing `/`.
+fn public_url(text: &str) -> Result<String, String> {
+    let url = rtwire::push::url::CallbackUrl::parse(text).map_err(|e| e.to_string())?;
+    if url.query().is_some() {
+        return Err("a base URL has no query".to_owned());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
 /// Server-to-server push: webhooks and the WebSub hub.
 #[derive(Debug, Args)]
 pub struct Push {
@@ -157,7 +167,8 @@ pub struct Push {
         long,
         value_name = "URL",
         requires = "admin_token",
-        env = "RTWIRE_PUBLIC_URL"
+        env = "RTWIRE_PUBLIC_URL",
+        value_parser = public_url
     )]
     pub public_url: Option<String>,
     /// Deliver webhooks and WebSub callbacks to loopback, private,

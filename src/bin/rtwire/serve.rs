@@ -51,6 +51,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         "rtwire serve: listening on {scheme}://{addr} (epoch {:08x})",
         server.hub().epoch()
     );
+    if let Some(push) = server.push() {
+        eprintln!(
+            "rtwire serve: webhooks at /webhooks, the WebSub hub at {}",
+            push.hub_url()
+        );
+    }
     if server.broker().name() == "redis" {
         eprintln!("rtwire serve: channels, ids and history in Redis (epochs per channel)");
     }
@@ -71,9 +77,7 @@ fn push_config(args: crate::cli::Push) -> Result<Option<PushConfig>, String> {
         return Err("--admin-token: empty".to_owned());
     }
     let mut config = PushConfig::new(token);
-    if let Some(url) = args.public_url {
-        config.public_url = Some(public_url(&url).map_err(|e| format!("--public-url: {e}"))?);
-    }
+    config.public_url = args.public_url;
     config.allow_private_callbacks = args.allow_private_callbacks;
     if let Some(schedule) = args.webhook_retry_schedule {
         config.retry_schedule = schedule;
@@ -84,16 +88,6 @@ fn push_config(args: crate::cli::Push) -> Result<Option<PushConfig>, String> {
     config.leases.min = Duration::from_secs(args.websub_min_lease);
     config.leases.max = Duration::from_secs(args.websub_max_lease);
     Ok(Some(config))
-}
-
-/// A public URL: http(s), a host, perhaps a path, no query; without its
-/// trailing `/`.
-fn public_url(text: &str) -> Result<String, String> {
-    let url = rtwire::push::url::CallbackUrl::parse(text).map_err(|e| e.to_string())?;
-    if url.query().is_some() {
-        return Err("a base URL has no query".to_owned());
-    }
-    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// The user-token signer from a secret file (one trailing newline ignored).
