@@ -83,8 +83,8 @@ impl NewWebhook {
         if body.len() > MAX_REGISTRATION_BYTES {
             return Err(RegistrationError::TooLarge);
         }
-        let raw: Registration =
-            serde_json::from_slice(body).map_err(|e| RegistrationError::Json(e.to_string()))?;
+        let raw: Registration = serde_json::from_slice(body)
+            .map_err(|e| RegistrationError::Json(short(e.to_string())))?;
         if !valid_channel(&raw.channel) {
             return Err(RegistrationError::BadChannel);
         }
@@ -100,6 +100,24 @@ impl NewWebhook {
             secret,
         })
     }
+}
+
+/// The longest serde message kept in a reason.
+const MAX_JSON_REASON: usize = 120;
+
+/// `text` cut to [`MAX_JSON_REASON`] bytes, on a character boundary:
+/// serde quotes what it did not expect (an unknown field's whole name),
+/// and a reason must stay a short line, not an echo of the request.
+fn short(mut text: String) -> String {
+    if text.len() > MAX_JSON_REASON {
+        let mut end = MAX_JSON_REASON;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// A webhook as the admin routes show it.
@@ -183,6 +201,10 @@ mod tests {
             refused(r#"{"channel":"a","url":"http://x/","secret":"nope"}"#),
             RegistrationError::BadSecret(_)
         ));
+        let long_field = format!(r#"{{"ch{}annel":"a","url":"http://x/"}}"#, "é".repeat(3000));
+        let reason = refused(&long_field).to_string();
+        assert!(reason.len() < 200, "{reason}");
+        assert!(reason.contains("unknown field"), "{reason}");
         let big = format!(r#"{{"channel":"{}"}}"#, "a".repeat(MAX_REGISTRATION_BYTES));
         assert_eq!(refused(&big), RegistrationError::TooLarge);
     }
