@@ -24,6 +24,9 @@
 //! - `serve` (feature `serve`): the HTTP/1.1 server of `rtwire serve`, with
 //!   its four transports around one hub, embeddable beside a program's own
 //!   routes.
+//! - `push` (feature `serve`): the same channels pushed to other servers,
+//!   as signed webhooks (Standard Webhooks) and by a W3C WebSub hub, with
+//!   retries, in publish order per endpoint, behind an SSRF guard.
 //!
 //! Coming from tokio-tungstenite or axum? The README has a call-by-call
 //! table; `examples/` holds an echo server, a broadcast chat, a client with
@@ -243,6 +246,26 @@
 //!     }
 //! });
 //! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! Webhooks and the WebSub hub are a field of the same config: with
+//! [`push::PushConfig`] set, `/webhooks…` (behind its admin token) and
+//! `/websub` are served, and every message published reaches them too.
+//!
+#![cfg_attr(feature = "serve", doc = "```no_run")]
+#![cfg_attr(not(feature = "serve"), doc = "```ignore")]
+//! use rtwire::push::PushConfig;
+//! use rtwire::serve::{ServeConfig, Server, TokenAuth};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let mut config = ServeConfig::default();
+//! let mut push = PushConfig::new(std::env::var("ADMIN_TOKEN").unwrap_or_default());
+//! push.public_url = Some("https://rt.example.com".to_owned());
+//! config.push = Some(push);
+//! let server = Server::bind(config, TokenAuth::default()).await?;
+//! assert_eq!(server.push().unwrap().hub_url(), "https://rt.example.com/websub");
+//! # server.run_until(async {}).await
 //! # }
 //! ```
 //!

@@ -356,3 +356,66 @@ async fn wss_client_reports_a_refused_handshake_with_its_status() {
     assert_eq!(stdout, "");
     assert!(stderr.contains("400"), "{stderr}");
 }
+
+/// The receiver example verifies a real delivery of `rtwire serve` with
+/// `push::signature::verify`, and refuses a forged one with 401.
+#[cfg(feature = "serve")]
+#[tokio::test]
+async fn webhook_receiver_verifies_what_serve_sends_and_rejects_a_forgery() {
+    use common::serve::{exchange, post_request, publish, start_with};
+    use rtwire::push::PushConfig;
+    use rtwire::serve::{ServeConfig, TokenAuth};
+
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut child = Command::new(example("webhook_receiver"))
+        .args(["127.0.0.1:0", secret])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start webhook_receiver");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("a line from webhook_receiver in time")
+            .expect("read its stdout")
+            .expect("it is still running")
+    };
+    let first = next_line().await;
+    let addr = first
+        .strip_prefix("webhook_receiver: listening on http://")
+        .unwrap_or_else(|| panic!("webhook_receiver printed {first:?}"))
+        .to_owned();
+
+    let mut push = PushConfig::new("admin-secret");
+    push.allow_private_callbacks = true;
+    let mut config = ServeConfig::default();
+    config.push = Some(push);
+    let server = start_with(config, TokenAuth::default()).await;
+    let hook = format!(r#"{{"channel":"orders","url":"http://{addr}/hook","secret":"{secret}"}}"#);
+    let register = post_request("/webhooks", Some("Bearer admin-secret"), &hook);
+    let (status, _, body) = exchange(server.addr, &register).await;
+    assert_eq!(status, 201, "{body}");
+
+    let id = publish(server.addr, "orders", r#"{"order":42}"#).await;
+    assert_eq!(
+        next_line().await,
+        format!(r#"verified {id} {{"order":42}}"#)
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = format!(
+        "POST /hook HTTP/1.1\r\nHost: x\r\nwebhook-id: msg_forged\r\nwebhook-timestamp: {now}\r\n\
+         webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    let receiver: std::net::SocketAddr = addr.parse().unwrap();
+    let (status, _, _) = exchange(receiver, &forged).await;
+    assert_eq!(status, 401);
+    let line = next_line().await;
+    assert!(line.starts_with("rejected msg_forged: "), "{line}");
+    server.shutdown().await;
+}
