@@ -13,7 +13,8 @@
 //! accepted registration is an object of exactly `channel`, `url` and
 //! perhaps `secret`, each as accepted; and reads the same bytes as a
 //! WebSub subscription request, whose accepted form names this hub's
-//! topic, a valid channel and a secret under 200 bytes.
+//! topic, a valid channel and a secret under 200 bytes; and as a secret
+//! rotation (`POST /webhooks/{id}/secret`).
 //!
 //! `push_url` checks that an accepted URL has an allowed scheme, no
 //! userinfo, no fragment, only visible ASCII, its target kept byte for
@@ -211,6 +212,7 @@ const HUB_BASE: &str = "http://hub.example:8080";
 /// Runs one `push_webhook` input.
 pub fn check_webhook(data: &[u8]) {
     check_registration(data);
+    check_rotation(data);
     check_subscription(data);
 }
 
@@ -243,6 +245,29 @@ fn check_registration(data: &[u8]) {
             assert!(text.starts_with("whsec_"));
         }
         (given, parsed) => panic!("secret {given:?} read as {parsed:?}"),
+    }
+}
+
+/// The body of `POST /webhooks/{id}/secret`: blank, or an object of at
+/// most a `secret` that parses.
+fn check_rotation(data: &[u8]) {
+    use rtwire::push::webhook::NewSecret;
+    match NewSecret::from_json(data) {
+        Ok(None) => {
+            let blank = data.iter().all(u8::is_ascii_whitespace);
+            let value: Option<serde_json::Value> = serde_json::from_slice(data).ok();
+            let null_secret = value.as_ref().and_then(|v| v.as_object()).is_some_and(|o| {
+                o.keys().all(|k| k == "secret") && o.get("secret").is_none_or(|s| s.is_null())
+            });
+            assert!(blank || null_secret);
+        }
+        Ok(Some(secret)) => {
+            let value: serde_json::Value = serde_json::from_slice(data).expect("JSON");
+            let text = value["secret"].as_str().expect("a string secret");
+            assert!(text.starts_with("whsec_"));
+            assert!(!secret.is_empty());
+        }
+        Err(e) => assert!(e.to_string().len() <= MAX_REASON + 100, "{e}"),
     }
 }
 

@@ -256,9 +256,10 @@ fn request_for(inner: &Inner, endpoint: &Endpoint, message: &HubMessage) -> Outb
         .header("Content-Type", content_type(&body))
         .header("User-Agent", concat!("rtwire/", env!("CARGO_PKG_VERSION")));
     match (endpoint.kind, endpoint.signing()) {
-        (Kind::Webhook, Signing::Webhook(secrets)) => {
+        (Kind::Webhook, signing @ Signing::Webhook { .. }) => {
             let id = message.id.to_string();
             let timestamp = now_unix();
+            let secrets = signing.webhook_secrets(timestamp);
             let signature = signature_header(&secrets, &id, timestamp, &body);
             request
                 .header("webhook-id", id)

@@ -10,6 +10,10 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::Notify;
 
+/// How long a rotated-out webhook secret still signs deliveries beside the
+/// new one, so receivers can switch without losing any: 24 hours.
+pub const ROTATION_OVERLAP_SECS: u64 = 24 * 3600;
+
 /// The most attempts an endpoint's log keeps (`GET /webhooks/{id}/deliveries`).
 pub const DELIVERY_LOG_LEN: usize = 100;
 
@@ -35,11 +39,36 @@ impl Kind {
 /// How deliveries are signed.
 #[derive(Clone)]
 pub(crate) enum Signing {
-    /// Standard Webhooks, with one or more secrets (a rotation).
-    Webhook(Vec<WebhookSecret>),
+    /// Standard Webhooks: the current secret, and during a rotation the
+    /// previous one until a Unix time (deliveries carry both signatures).
+    Webhook {
+        /// Signs every delivery.
+        current: WebhookSecret,
+        /// Also signs deliveries until the time given.
+        previous: Option<(WebhookSecret, u64)>,
+    },
     /// WebSub: `X-Hub-Signature: sha256=…` with the subscriber's
     /// `hub.secret`, or nothing.
     WebSub(Option<Vec<u8>>),
+}
+
+impl Signing {
+    /// The webhook secrets that sign a delivery made at `now`: the current
+    /// one, and the previous one while its overlap lasts.
+    pub fn webhook_secrets(&self, now: u64) -> Vec<WebhookSecret> {
+        match self {
+            Signing::Webhook { current, previous } => {
+                let mut secrets = vec![current.clone()];
+                if let Some((old, until)) = previous {
+                    if now < *until {
+                        secrets.push(old.clone());
+                    }
+                }
+                secrets
+            }
+            Signing::WebSub(_) => Vec::new(),
+        }
+    }
 }
 
 /// What became of one attempt.
@@ -262,6 +291,24 @@ mod tests {
         assert_eq!(log.len(), DELIVERY_LOG_LEN);
         assert_eq!(log[0].attempt, 5);
         assert_eq!(log.last().unwrap().attempt, DELIVERY_LOG_LEN as u32 + 4);
+    }
+
+    #[test]
+    fn a_rotated_out_secret_signs_until_its_overlap_ends() {
+        let (old, new) = (WebhookSecret::generate(), WebhookSecret::generate());
+        let signing = Signing::Webhook {
+            current: new.clone(),
+            previous: Some((old.clone(), 1000)),
+        };
+        let sign = |secrets: Vec<WebhookSecret>| -> Vec<String> {
+            secrets.iter().map(|s| s.sign("m", 1, b"x")).collect()
+        };
+        assert_eq!(
+            sign(signing.webhook_secrets(999)),
+            sign(vec![new.clone(), old])
+        );
+        assert_eq!(sign(signing.webhook_secrets(1000)), sign(vec![new]));
+        assert!(Signing::WebSub(None).webhook_secrets(0).is_empty());
     }
 
     #[test]

@@ -568,7 +568,10 @@ impl Push {
             new.channel,
             new.url,
             now_unix(),
-            Signing::Webhook(vec![secret.clone()]),
+            Signing::Webhook {
+                current: secret.clone(),
+                previous: None,
+            },
             cursor,
         ));
         let mut registry = inner.registry();
@@ -617,6 +620,27 @@ impl Push {
         }
         let mut registry = self.inner.registry();
         self.inner.remove(&mut registry, id).is_some()
+    }
+
+    /// Gives a webhook a new secret (`secret`, or a generated one), which
+    /// signs every delivery from now on; the old one goes on signing beside
+    /// it for [`ROTATION_OVERLAP_SECS`](super::endpoint::ROTATION_OVERLAP_SECS),
+    /// so that `webhook-signature` carries both while receivers switch.
+    /// The new secret, or `None` if there is no such webhook.
+    pub(crate) fn rotate_secret(&self, id: &str, secret: Option<WebhookSecret>) -> Option<String> {
+        let endpoint = self.webhook_endpoint(id)?;
+        let Signing::Webhook { current, .. } = endpoint.signing() else {
+            return None;
+        };
+        let new = secret.unwrap_or_else(WebhookSecret::generate);
+        let until = now_unix().saturating_add(super::endpoint::ROTATION_OVERLAP_SECS);
+        endpoint.set_signing(Signing::Webhook {
+            current: new.clone(),
+            previous: Some((current, until)),
+        });
+        self.inner.store.save(&stored(&endpoint));
+        tracing::info!(endpoint = %id, "webhook secret rotated");
+        Some(new.to_whsec())
     }
 
     /// A webhook's recent attempts, oldest first.

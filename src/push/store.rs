@@ -144,8 +144,12 @@ return 0";
         channel: String,
         url: String,
         created_at: u64,
-        /// Webhooks: `whsec_` secrets; WebSub: the `hub.secret`, base64.
+        /// Webhooks: the `whsec_` secret, then the previous one during a
+        /// rotation; WebSub: the `hub.secret`, base64.
         secrets: Vec<String>,
+        /// Webhooks: when the previous secret stops signing.
+        #[serde(default)]
+        previous_until: Option<u64>,
         disabled: Option<String>,
         lease_expires: Option<u64>,
     }
@@ -407,9 +411,13 @@ return 0";
     }
 
     fn encode(s: &Stored) -> String {
-        let secrets = match &s.signing {
-            Signing::Webhook(secrets) => secrets.iter().map(WebhookSecret::to_whsec).collect(),
-            Signing::WebSub(secret) => secret.iter().map(|s| STANDARD.encode(s)).collect(),
+        let (secrets, previous_until) = match &s.signing {
+            Signing::Webhook { current, previous } => {
+                let mut secrets = vec![current.to_whsec()];
+                secrets.extend(previous.iter().map(|(old, _)| old.to_whsec()));
+                (secrets, previous.as_ref().map(|(_, until)| *until))
+            }
+            Signing::WebSub(secret) => (secret.iter().map(|s| STANDARD.encode(s)).collect(), None),
         };
         let json = Json {
             kind: s.kind.as_str().to_owned(),
@@ -417,6 +425,7 @@ return 0";
             url: s.url.clone(),
             created_at: s.created_at,
             secrets,
+            previous_until,
             disabled: s.disabled.clone(),
             lease_expires: s.lease_expires,
         };
@@ -427,12 +436,12 @@ return 0";
         let json: Json = serde_json::from_str(json).ok()?;
         let (kind, signing) = match json.kind.as_str() {
             "webhook" => {
-                let secrets: Result<Vec<_>, _> = json
-                    .secrets
-                    .iter()
-                    .map(|s| WebhookSecret::parse(s))
-                    .collect();
-                (Kind::Webhook, Signing::Webhook(secrets.ok()?))
+                let current = WebhookSecret::parse(json.secrets.first()?).ok()?;
+                let previous = match (json.secrets.get(1), json.previous_until) {
+                    (Some(old), Some(until)) => Some((WebhookSecret::parse(old).ok()?, until)),
+                    _ => None,
+                };
+                (Kind::Webhook, Signing::Webhook { current, previous })
             }
             "websub" => {
                 let secret = match json.secrets.first() {

@@ -102,6 +102,42 @@ impl NewWebhook {
     }
 }
 
+/// A secret rotation: `POST /webhooks/{id}/secret`, with an empty body
+/// (a secret is generated) or `{"secret": "whsec_…"}`.
+#[derive(Debug)]
+pub struct NewSecret;
+
+impl NewSecret {
+    /// The new secret the body asks for; `None` to generate one.
+    ///
+    /// ```
+    /// use rtwire::push::webhook::NewSecret;
+    /// assert!(NewSecret::from_json(b"").unwrap().is_none());
+    /// assert!(NewSecret::from_json(br#"{"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#).unwrap().is_some());
+    /// assert!(NewSecret::from_json(br#"{"secret":"nope"}"#).is_err());
+    /// ```
+    pub fn from_json(body: &[u8]) -> Result<Option<WebhookSecret>, RegistrationError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Rotation {
+            #[serde(default)]
+            secret: Option<String>,
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        if body.len() > MAX_REGISTRATION_BYTES {
+            return Err(RegistrationError::TooLarge);
+        }
+        let raw: Rotation = serde_json::from_slice(body)
+            .map_err(|e| RegistrationError::Json(short(e.to_string())))?;
+        raw.secret
+            .map(|s| WebhookSecret::parse(&s))
+            .transpose()
+            .map_err(RegistrationError::BadSecret)
+    }
+}
+
 /// The longest serde message kept in a reason.
 const MAX_JSON_REASON: usize = 120;
 

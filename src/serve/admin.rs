@@ -9,7 +9,7 @@ use super::routes::{authorize, broker_error};
 use super::App;
 use crate::http::Request;
 use crate::push::form::{Form, FormLimits};
-use crate::push::webhook::NewWebhook;
+use crate::push::webhook::{NewSecret, NewWebhook};
 use crate::push::{content_type, websub, Push, PushError};
 use bytes::Bytes;
 
@@ -22,6 +22,8 @@ pub(crate) enum WebhookRoute<'a> {
     One(&'a str),
     /// `/webhooks/{id}/deliveries`
     Deliveries(&'a str),
+    /// `/webhooks/{id}/secret`: rotation.
+    Secret(&'a str),
 }
 
 impl<'a> WebhookRoute<'a> {
@@ -37,6 +39,7 @@ impl<'a> WebhookRoute<'a> {
             Some((id, "deliveries")) if !id.is_empty() => {
                 Some((WebhookRoute::Deliveries(id), "GET"))
             }
+            Some((id, "secret")) if !id.is_empty() => Some((WebhookRoute::Secret(id), "POST")),
             _ => None,
         }
     }
@@ -110,6 +113,19 @@ pub(crate) async fn webhooks(
         ("DELETE", WebhookRoute::One(id)) => match push.delete_webhook(id) {
             true => Response::new(204, "text/plain; charset=utf-8", ""),
             false => json_error(404, "no such webhook"),
+        },
+        ("POST", WebhookRoute::Secret(id)) => match NewSecret::from_json(body) {
+            Ok(secret) => match push.rotate_secret(id, secret) {
+                Some(secret) => {
+                    #[derive(serde::Serialize)]
+                    struct Rotated {
+                        secret: String,
+                    }
+                    json_ok(200, &Rotated { secret })
+                }
+                None => json_error(404, "no such webhook"),
+            },
+            Err(e) => json_error(400, &e.to_string()),
         },
         ("GET" | "HEAD", WebhookRoute::Deliveries(id)) => match push.deliveries(id) {
             Some(deliveries) => {
@@ -210,6 +226,10 @@ mod tests {
         assert_eq!(
             WebhookRoute::resolve("/webhooks/wh_1/deliveries"),
             Some((WebhookRoute::Deliveries("wh_1"), "GET"))
+        );
+        assert_eq!(
+            WebhookRoute::resolve("/webhooks/wh_1/secret"),
+            Some((WebhookRoute::Secret("wh_1"), "POST"))
         );
         assert_eq!(WebhookRoute::resolve("/webhooks/"), None);
         assert_eq!(WebhookRoute::resolve("/webhooks/a/b"), None);

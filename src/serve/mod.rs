@@ -12,7 +12,7 @@
 //! | `GET /channels/{name}/events` | SSE; resumes from `Last-Event-ID` or `?last-event-id=` |
 //! | `GET /channels/{name}` | the channel as a WebSub topic: its latest message, `Link` rel `hub` and `self` |
 //! | `GET /ws` | one WebSocket for many rooms, JSON commands |
-//! | `/webhooks`, `/webhooks/{id}`, `/webhooks/{id}/deliveries` | with [`ServeConfig::push`]: the webhook admin API, behind its admin token |
+//! | `/webhooks`, `/webhooks/{id}`, `/webhooks/{id}/deliveries`, `/webhooks/{id}/secret` | with [`ServeConfig::push`]: the webhook admin API, behind its admin token |
 //! | `POST /websub` | with [`ServeConfig::push`]: the WebSub hub |
 //! | `GET /` | the demo page |
 //! | `GET /healthz`, `GET /metrics` | liveness, Prometheus text |
