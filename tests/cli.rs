@@ -2,32 +2,22 @@
 //! as `--flag=value`, environment variables, host names, token minting.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::process::{command, ServeProcess};
 use rtwire::proto::Message;
 use rtwire::serve::UserTokens;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rtwire");
 
 /// Runs the binary to completion with `args`, the `RTWIRE_*` variables of
 /// the test's own environment removed.
 fn run(args: &[&str]) -> Output {
     command(args).output().expect("run rtwire")
-}
-
-fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command.args(args).stdin(Stdio::null());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("RTWIRE_") {
-            command.env_remove(name);
-        }
-    }
-    command
 }
 
 fn stdout(output: &Output) -> String {
@@ -36,59 +26,6 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A server process, killed when dropped.
-struct Running {
-    child: Child,
-    /// What its startup line says after "listening on ".
-    listening_on: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `command` and waits (at most 30 s) for its startup line; its
-/// stderr is drained afterwards so it never blocks on a full pipe.
-async fn start(mut command: Command) -> Running {
-    let mut child = command
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rtwire");
-    let stderr = child.stderr.take().expect("stderr");
-    let stderr = tokio::process::ChildStderr::from_std(stderr).expect("async stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let startup = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read stderr") {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return Some(rest.to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .expect("the server starts within 30 s");
-    let listening_on = startup.expect("a startup line before stderr closes");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running {
-        child,
-        listening_on,
-    }
-}
-
-/// The address of `rtwire serve`'s startup line,
-/// `rtwire serve: listening on http://ADDR (epoch EPOCH)`.
-fn serve_address(running: &Running) -> std::net::SocketAddr {
-    let rest = running
-        .listening_on
-        .strip_prefix("http://")
-        .expect("an http:// address");
-    let addr = rest.split_whitespace().next().expect("an address");
-    addr.parse().expect("a socket address")
 }
 
 /// Sends one request and returns the status and body of the answer.
@@ -237,8 +174,8 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
 
 #[tokio::test]
 async fn serve_takes_flag_equals_value_and_listens_on_port_0() {
-    let running = start(command(&["serve", "--port=0", "--max-body=4"])).await;
-    let addr = serve_address(&running);
+    let running = ServeProcess::spawn(command(&["serve", "--port=0", "--max-body=4"])).await;
+    let addr = running.addr();
     assert_ne!(addr.port(), 0);
     assert_eq!(
         request(addr, "GET /healthz HTTP/1.1", "").await,
@@ -256,8 +193,8 @@ async fn serve_listens_on_the_port_in_rtwire_port() {
     drop(free);
     let mut serve = command(&["serve"]);
     serve.env("RTWIRE_PORT", port.to_string());
-    let running = start(serve).await;
-    let addr = serve_address(&running);
+    let running = ServeProcess::spawn(serve).await;
+    let addr = running.addr();
     assert_eq!(addr.port(), port);
     assert_eq!(request(addr, "GET /healthz HTTP/1.1", "").await.0, 200);
 }
@@ -267,16 +204,16 @@ async fn a_flag_wins_over_its_variable() {
     let mut serve = command(&["serve", "--port", "0"]);
     // Were the variable used, serve would listen on port 1, or fail to.
     serve.env("RTWIRE_PORT", "1");
-    let running = start(serve).await;
-    assert_ne!(serve_address(&running).port(), 1);
+    let running = ServeProcess::spawn(serve).await;
+    assert_ne!(running.addr().port(), 1);
 }
 
 #[tokio::test]
 async fn the_publish_token_may_come_from_the_environment() {
     let mut serve = command(&["serve", "--port", "0"]);
     serve.env("RTWIRE_PUBLISH_TOKEN", "s3cret");
-    let running = start(serve).await;
-    let addr = serve_address(&running);
+    let running = ServeProcess::spawn(serve).await;
+    let addr = running.addr();
     let anonymous = request(addr, "POST /channels/a HTTP/1.1", "hi").await;
     assert_eq!(anonymous.0, 401);
     let authorized = "POST /channels/a HTTP/1.1\r\nAuthorization: Bearer s3cret";
@@ -285,15 +222,16 @@ async fn the_publish_token_may_come_from_the_environment() {
 
 #[tokio::test]
 async fn serve_resolves_a_host_name() {
-    let running = start(command(&["serve", "--host", "localhost", "--port", "0"])).await;
-    let addr = serve_address(&running);
+    let running =
+        ServeProcess::spawn(command(&["serve", "--host", "localhost", "--port", "0"])).await;
+    let addr = running.addr();
     assert!(addr.ip().is_loopback(), "{addr}");
     assert_eq!(request(addr, "GET /healthz HTTP/1.1", "").await.0, 200);
 }
 
 #[tokio::test]
 async fn echo_resolves_a_host_name_and_echoes() {
-    let running = start(command(&["echo", "--host", "localhost", "--port=0"])).await;
+    let running = ServeProcess::spawn(command(&["echo", "--host", "localhost", "--port=0"])).await;
     let url = running
         .listening_on
         .split_whitespace()
@@ -360,14 +298,14 @@ async fn metric(addr: std::net::SocketAddr, name: &str) -> Option<u64> {
 
 #[tokio::test]
 async fn history_and_idle_channel_flags_set_the_hub() {
-    let running = start(command(&[
+    let running = ServeProcess::spawn(command(&[
         "serve",
         "--port=0",
         "--history-messages=2",
         "--channel-idle-timeout=1",
     ]))
     .await;
-    let addr = serve_address(&running);
+    let addr = running.addr();
     for data in ["a", "b", "c"] {
         assert_eq!(
             request(addr, "POST /channels/x HTTP/1.1", data).await.0,

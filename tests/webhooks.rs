@@ -1,28 +1,25 @@
 //! Signed webhooks (Standard Webhooks) end to end: `rtwire serve` as a
-//! child process, its admin routes over plain HTTP, and local receivers
-//! (tests/common/receiver.rs) on a bare `TcpListener` whose answers each
-//! test scripts. Signatures are checked with `hmac` + `sha2` + `base64`
-//! directly, none of rtwire's push code.
+//! child process (tests/common/process.rs), its admin routes over plain
+//! HTTP, and local receivers (tests/common/receiver.rs) on a bare
+//! `TcpListener` whose answers each test scripts. Signatures are checked
+//! with `hmac` + `sha2` + `base64` directly, none of rtwire's push code.
 #![cfg(feature = "cli")]
 
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use common::process::ServeProcess;
 use common::receiver::{assert_signed, now_unix, sign, Receiver, Reply};
 use common::serve::Sse;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rtwire");
 
 /// The admin token of the tests' servers.
 const TOKEN: &str = "the-admin-token";
@@ -35,81 +32,10 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 
 // ----- the server, as a child process -----
 
-/// A `rtwire serve` process, killed when dropped; its stderr is kept and
-/// printed if the test fails.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log.lock().map(|l| l.join("\n")).unwrap_or_default();
-            eprintln!("--- rtwire serve's stderr ---\n{log}\n---");
-        }
-    }
-}
-
-/// Starts `rtwire serve --port 0 ARGS...` (no `RTWIRE_*` variables) and
-/// waits at most 30 s for its `listening on http://ADDR` line.
-async fn serve(args: &[&str]) -> Server {
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "--port", "0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("RTWIRE_") {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command.spawn().expect("start rtwire");
-    let stderr = child.stderr.take().expect("stderr");
-    let stderr = tokio::process::ChildStderr::from_std(stderr).expect("async stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let startup = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            log.lock().unwrap().push(line.clone());
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return Some(rest.to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .expect("the server starts within 30 s");
-    let Some(listening_on) = startup else {
-        let _ = child.kill();
-        panic!(
-            "no startup line before stderr closed (rtwire serve {args:?}):\n{}",
-            log.lock().unwrap().join("\n")
-        );
-    };
-    let keep = log.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            keep.lock().unwrap().push(line);
-        }
-    });
-    let addr = listening_on
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("an http:// address in {listening_on:?}"));
-    Server { child, addr, log }
-}
-
 /// A server with push on, private callbacks allowed (the receivers are on
 /// 127.0.0.1) and the short retry schedule 0,1,1 (4 attempts in all).
-async fn push_server() -> Server {
-    serve(&[
+async fn push_server() -> ServeProcess {
+    ServeProcess::start(&[
         "--admin-token",
         TOKEN,
         "--allow-private-callbacks",
@@ -216,6 +142,22 @@ fn secret_of(webhook: &Value) -> String {
     webhook["secret"].as_str().expect("a secret").to_owned()
 }
 
+/// `GET /webhooks`' list, which must answer 200.
+async fn list_webhooks(addr: SocketAddr) -> Vec<Value> {
+    let answer = http(addr, "GET", "/webhooks", Some(TOKEN), b"").await;
+    assert_eq!(answer.status, 200, "GET /webhooks: {answer:?}");
+    answer.json()["webhooks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a webhooks array: {answer:?}"))
+        .clone()
+}
+
+/// `GET /webhooks` lists `n` webhooks.
+async fn assert_listed(addr: SocketAddr, n: usize) {
+    let listed = list_webhooks(addr).await;
+    assert_eq!(listed.len(), n, "{n} webhooks listed: {listed:?}");
+}
+
 /// `GET /webhooks/{id}`, which must answer 200.
 async fn get_webhook(addr: SocketAddr, id: &str) -> Value {
     let answer = http(addr, "GET", &format!("/webhooks/{id}"), Some(TOKEN), b"").await;
@@ -281,7 +223,7 @@ fn the_tests_signer_matches_the_standard_webhooks_example() {
 #[tokio::test]
 async fn webhooks_are_created_listed_fetched_and_deleted() {
     let server = push_server().await;
-    let addr = server.addr;
+    let addr = server.addr();
     let url = "http://127.0.0.1:9/hooks/a?k=v";
     let before = now_unix();
     let generated = create_webhook(addr, "news", url, None).await;
@@ -315,12 +257,7 @@ async fn webhooks_are_created_listed_fetched_and_deleted() {
     let again = create_webhook(addr, "news", url, None).await;
     assert_ne!(secret_of(&again), secret, "each generated secret is fresh");
 
-    let list = http(addr, "GET", "/webhooks", Some(TOKEN), b"").await;
-    assert_eq!(list.status, 200, "{list:?}");
-    let listed = list.json()["webhooks"]
-        .as_array()
-        .expect("webhooks")
-        .clone();
+    let listed = list_webhooks(addr).await;
     assert_eq!(listed.len(), 3, "{listed:?}");
     for webhook in &listed {
         assert!(
@@ -361,12 +298,9 @@ async fn webhooks_are_created_listed_fetched_and_deleted() {
         http(addr, "DELETE", &path, Some(TOKEN), b"").await.status,
         404
     );
-    let list = http(addr, "GET", "/webhooks", Some(TOKEN), b"")
-        .await
-        .json();
-    let left = list["webhooks"].as_array().expect("webhooks");
-    assert_eq!(left.len(), 2, "{list}");
-    assert!(left.iter().all(|w| w["id"] != id.as_str()), "{list}");
+    let left = list_webhooks(addr).await;
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|w| w["id"] != id.as_str()), "{left:?}");
     let none = http(addr, "GET", "/webhooks/wh_nosuchhook", Some(TOKEN), b"").await;
     assert_eq!(none.status, 404, "{none:?}");
 }
@@ -374,7 +308,7 @@ async fn webhooks_are_created_listed_fetched_and_deleted() {
 #[tokio::test]
 async fn admin_routes_want_the_admin_bearer() {
     let server = push_server().await;
-    let addr = server.addr;
+    let addr = server.addr();
     let webhook = create_webhook(addr, "news", "http://127.0.0.1:9/", None).await;
     let one = format!("/webhooks/{}", id_of(&webhook));
     let deliveries = format!("{one}/deliveries");
@@ -396,16 +330,13 @@ async fn admin_routes_want_the_admin_bearer() {
         }
     }
     // Nothing was created or deleted by those.
-    let list = http(addr, "GET", "/webhooks", Some(TOKEN), b"")
-        .await
-        .json();
-    assert_eq!(list["webhooks"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_listed(addr, 1).await;
 }
 
 #[tokio::test]
 async fn bad_webhooks_are_refused_with_400() {
     let server = push_server().await;
-    let addr = server.addr;
+    let addr = server.addr();
     let cases = [
         ("bad JSON", r#"{"channel":"news","url":"#),
         ("not an object", r#"["news"]"#),
@@ -432,18 +363,15 @@ async fn bad_webhooks_are_refused_with_400() {
             "{what}: an error reason: {answer:?}"
         );
     }
-    let list = http(addr, "GET", "/webhooks", Some(TOKEN), b"")
-        .await
-        .json();
-    assert_eq!(list["webhooks"].as_array().map(Vec::len), Some(0), "{list}");
+    assert_listed(addr, 0).await;
 }
 
 #[tokio::test]
 async fn private_callbacks_are_refused_without_the_flag() {
-    let server = serve(&["--admin-token", TOKEN]).await;
+    let server = ServeProcess::start(&["--admin-token", TOKEN]).await;
     let receiver = Receiver::answering(200).await;
     let body = serde_json::json!({"channel": "news", "url": receiver.url("/")}).to_string();
-    let answer = try_create(server.addr, &body).await;
+    let answer = try_create(server.addr(), &body).await;
     assert!(
         (400..500).contains(&answer.status),
         "a 4xx for a loopback URL: {answer:?}"
@@ -452,16 +380,13 @@ async fn private_callbacks_are_refused_without_the_flag() {
         answer.body.contains("loopback"),
         "says loopback: {answer:?}"
     );
-    let list = http(server.addr, "GET", "/webhooks", Some(TOKEN), b"")
-        .await
-        .json();
-    assert_eq!(list["webhooks"].as_array().map(Vec::len), Some(0), "{list}");
+    assert_listed(server.addr(), 0).await;
 }
 
 #[tokio::test]
 async fn without_an_admin_token_there_are_no_webhook_routes() {
-    let server = serve(&[]).await;
-    let addr = server.addr;
+    let server = ServeProcess::start(&[]).await;
+    let addr = server.addr();
     let body = br#"{"channel":"news","url":"http://127.0.0.1:9/"}"#;
     for bearer in [None, Some(TOKEN)] {
         let answer = http(addr, "POST", "/webhooks", bearer, body).await;
@@ -484,7 +409,7 @@ async fn without_an_admin_token_there_are_no_webhook_routes() {
 #[tokio::test]
 async fn deliveries_are_signed_per_standard_webhooks() {
     let server = push_server().await;
-    let addr = server.addr;
+    let addr = server.addr();
     let mut receiver = Receiver::answering(200).await;
     let webhook = create_webhook(addr, "orders", &receiver.url("/hooks/orders?k=v"), None).await;
     let secret = secret_of(&webhook);
@@ -532,7 +457,7 @@ async fn deliveries_are_signed_per_standard_webhooks() {
 #[tokio::test]
 async fn failed_deliveries_are_retried_on_the_schedule() {
     let server = push_server().await;
-    let addr = server.addr;
+    let addr = server.addr();
     let mut answered = 0;
     let mut receiver = Receiver::start(move |_| {
         answered += 1;
@@ -642,7 +567,7 @@ async fn failed_deliveries_are_retried_on_the_schedule() {
 #[tokio::test]
 async fn a_410_disables_the_endpoint() {
     let server = push_server().await;
-    let addr = server.addr;
+    let addr = server.addr();
     let mut gone = Receiver::answering(410).await;
     let mut witness = Receiver::answering(200).await;
     let disabled = id_of(&create_webhook(addr, "c", &gone.url("/gone"), None).await);
@@ -681,7 +606,7 @@ async fn a_410_disables_the_endpoint() {
 #[tokio::test]
 async fn a_hanging_receiver_delays_no_one_else() {
     let server = push_server().await;
-    let addr = server.addr;
+    let addr = server.addr();
     let mut hanging = Receiver::start(|_| Reply::Hang).await;
     let mut healthy = Receiver::answering(200).await;
     create_webhook(addr, "busy", &hanging.url("/hangs"), None).await;
@@ -723,7 +648,7 @@ async fn a_hanging_receiver_delays_no_one_else() {
 #[tokio::test]
 async fn retries_keep_publish_order() {
     let server = push_server().await;
-    let addr = server.addr;
+    let addr = server.addr();
     // The first message's first two attempts fail; everything else succeeds.
     let mut first: Option<String> = None;
     let mut failed = 0;
@@ -778,4 +703,60 @@ async fn retries_keep_publish_order() {
         "message 1 failed twice, then succeeded: {requests:?}"
     );
     assert_eq!(requests.len(), 7, "{requests:?}");
+}
+
+/// A rotation: the new secret signs from the next delivery on, the old one
+/// beside it (two `v1` entries), and a rotation to a given secret, a bad
+/// body and an unknown webhook are answered as such.
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_old_one() {
+    let server = push_server().await;
+    let addr = server.addr();
+    let mut receiver = Receiver::answering(200).await;
+    let webhook = create_webhook(addr, "rotating", &receiver.url("/"), None).await;
+    let (id, old) = (id_of(&webhook), secret_of(&webhook));
+    let path = format!("/webhooks/{id}/secret");
+
+    let rotated = http(addr, "POST", &path, Some(TOKEN), b"").await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new = rotated.json()["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new != old, "{new}");
+    publish(addr, "rotating", b"after the rotation").await;
+    let seen = receiver.next().await;
+    let signatures = seen.header("webhook-signature").unwrap();
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+    assert_signed(&seen, &new);
+    assert_signed(&seen, &old);
+    // The new one comes first.
+    let timestamp = seen.header("webhook-timestamp").unwrap();
+    assert!(signatures.starts_with(&sign(&new, seen.webhook_id(), timestamp, &seen.body)));
+
+    let given = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let body = format!(r#"{{"secret":"{given}"}}"#);
+    let rotated = http(addr, "POST", &path, Some(TOKEN), body.as_bytes()).await;
+    assert_eq!(rotated.json()["secret"], given);
+    publish(addr, "rotating", b"again").await;
+    let seen = receiver.next().await;
+    assert_signed(&seen, given);
+    assert_signed(&seen, &new);
+    let sign_old = sign(
+        &old,
+        seen.webhook_id(),
+        seen.header("webhook-timestamp").unwrap(),
+        &seen.body,
+    );
+    assert!(
+        !seen
+            .header("webhook-signature")
+            .unwrap()
+            .contains(&sign_old),
+        "two secrets at most"
+    );
+
+    let bad = http(addr, "POST", &path, Some(TOKEN), br#"{"secret":"nope"}"#).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let none = http(addr, "POST", "/webhooks/wh_none/secret", Some(TOKEN), b"").await;
+    assert_eq!(none.status, 404);
+    let unauthorized = http(addr, "POST", &path, None, b"").await;
+    assert_eq!(unauthorized.status, 401);
 }

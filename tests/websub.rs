@@ -1,10 +1,11 @@
 //! The WebSub hub of `rtwire serve` (W3C WebSub), as websub.rocks' hub
 //! tests 100-106 check it, plus leases, the SSRF guard and bad requests.
 //!
-//! The server runs as a child process (the `rtwire` binary); the
-//! subscriber is written here on a bare `TcpListener`, with its own HTTP/1.1
-//! parsing, form and query coding, and HMAC check: none of the server's own
-//! push or serve code stands on the subscriber's side.
+//! The server runs as a child process (the `rtwire` binary, started by
+//! tests/common/process.rs, which is no part of the hub); the subscriber is
+//! written here on a bare `TcpListener`, with its own HTTP/1.1 parsing, form
+//! and query coding, and HMAC check: none of the server's own push or serve
+//! code stands on the subscriber's side.
 //!
 //! Waiting: every wait has a deadline ([`DEADLINE`]); "not delivered" is
 //! checked against a witness, a second callback on the same topic that does
@@ -17,21 +18,21 @@
 //! the behaviour under test.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::ServeProcess;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rtwire");
 
 /// How long a test waits for one event before it fails.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -61,68 +62,22 @@ const DEFAULT_MAX_LEASE: u64 = 2_592_000;
 
 /// A `rtwire serve` process, killed when dropped.
 struct Server {
-    child: Child,
+    /// Held to keep the server running (and to show its stderr if the
+    /// test fails).
+    _process: ServeProcess,
     addr: SocketAddr,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Server {
-    /// Starts `rtwire serve --port 0` with `flags` and waits (within the
-    /// deadline) for its `listening on http://ADDR` line; stderr is drained
-    /// afterwards so the server never blocks on a full pipe.
+    /// Starts `rtwire serve --port 0` with `flags` and waits for its
+    /// `listening on http://ADDR` line.
     async fn start(flags: &[&str]) -> Server {
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--port", "0"])
-            .args(flags)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("RTWIRE_") {
-                command.env_remove(name);
-            }
+        let process = ServeProcess::start(flags).await;
+        let addr = process.addr();
+        Server {
+            _process: process,
+            addr,
         }
-        let mut child = command.spawn().expect("start rtwire");
-        let stderr = child.stderr.take().expect("stderr");
-        let stderr = tokio::process::ChildStderr::from_std(stderr).expect("async stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = Vec::new();
-        let startup = timeout(DEADLINE, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    return Some(rest.to_owned());
-                }
-                seen.push(line);
-            }
-            None
-        })
-        .await;
-        let server = |addr| Server { child, addr };
-        let rest = match startup {
-            Ok(Some(rest)) => rest,
-            Ok(None) => {
-                let _ = server("0.0.0.0:0".parse().unwrap());
-                panic!("rtwire {flags:?} exited before listening: {seen:#?}");
-            }
-            Err(_) => {
-                let _ = server("0.0.0.0:0".parse().unwrap());
-                panic!("rtwire {flags:?} did not listen within {DEADLINE:?}: {seen:#?}");
-            }
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let addr = rest
-            .split_whitespace()
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("an address in `listening on http://{rest}`"));
-        server(addr)
     }
 
     /// A hub the local subscriber can use ([`LOCAL_HUB`]).
@@ -165,7 +120,29 @@ impl Server {
         self.ask("unsubscribe", callback, channel, &[]).await;
     }
 
+    /// A `mode` request for `callback` to `channel`'s topic with `extra`
+    /// parameters; it must be accepted with 202.
     async fn ask(&self, mode: &str, callback: &Callback, channel: &str, extra: &[(&str, &str)]) {
+        let answer = self.request(mode, callback, channel, extra).await;
+        assert_eq!(
+            answer.status,
+            202,
+            "{mode} {} to {} {extra:?}: {}",
+            callback.url,
+            self.topic(channel),
+            answer.text()
+        );
+    }
+
+    /// `POST /websub` with `hub.mode` `mode`, `hub.topic` `channel`'s topic,
+    /// `hub.callback` `callback`'s URL and `extra`; whatever the answer.
+    async fn request(
+        &self,
+        mode: &str,
+        callback: &Callback,
+        channel: &str,
+        extra: &[(&str, &str)],
+    ) -> Answer {
         let topic = self.topic(channel);
         let mut pairs = vec![
             ("hub.mode", mode),
@@ -173,14 +150,7 @@ impl Server {
             ("hub.callback", callback.url.as_str()),
         ];
         pairs.extend_from_slice(extra);
-        let answer = self.websub(&pairs).await;
-        assert_eq!(
-            answer.status,
-            202,
-            "{mode} {} to {topic} {extra:?}: {}",
-            callback.url,
-            answer.text()
-        );
+        self.websub(&pairs).await
     }
 
     /// Publishes `body` on `channel`: it must be accepted with 202.
@@ -199,6 +169,13 @@ impl Server {
             "publish on {channel}: {}",
             answer.text()
         );
+    }
+
+    /// Publishes each of `bodies` on `channel`, in order.
+    async fn publish_all(&self, channel: &str, bodies: &[&[u8]]) {
+        for body in bodies {
+            self.publish(channel, body).await;
+        }
     }
 
     async fn get(&self, target: &str) -> Answer {
@@ -746,8 +723,14 @@ impl Callback {
     }
 }
 
-/// Subscribes `callback` (which echoes) to `channel` with `extra`
-/// parameters and waits for its verification.
+/// A hub the local subscriber can use ([`Server::local_hub`]) and that
+/// subscriber.
+async fn local_hub_and_subscriber() -> (Server, Subscriber) {
+    (Server::local_hub().await, Subscriber::start().await)
+}
+
+/// Subscribes `callback` to `channel` with `extra` parameters and waits for
+/// its verification request (which the callback answers as it was told).
 async fn subscribed(
     server: &Server,
     callback: &mut Callback,
@@ -758,6 +741,62 @@ async fn subscribed(
     callback
         .verification("subscribe", &server.topic(channel))
         .await
+}
+
+/// Publishes `body` on `channel` and checks its delivery to `callback`: the
+/// body exactly, a content type that starts with `content_type`, and both
+/// WebSub links; returns it for further checks.
+async fn assert_delivered(
+    server: &Server,
+    callback: &mut Callback,
+    channel: &str,
+    body: &[u8],
+    content_type: &str,
+) -> Seen {
+    server.publish(channel, body).await;
+    let delivery = callback.delivery().await;
+    assert_eq!(delivery.body, body, "{delivery:#?}");
+    assert!(
+        delivery.content_type().starts_with(content_type),
+        "{content_type}: {delivery:#?}"
+    );
+    assert_links(&delivery.links(), server, channel);
+    delivery
+}
+
+/// Checks the topic's own URL, `GET /channels/{channel}`: 200 with the
+/// latest message's `body`, a content type that starts with
+/// `content_type`, and both WebSub links.
+async fn assert_latest(server: &Server, channel: &str, body: &[u8], content_type: &str) {
+    let latest = server.get(&format!("/channels/{channel}")).await;
+    assert_eq!(latest.status, 200, "{}", latest.text());
+    assert_eq!(latest.body, body);
+    assert!(
+        latest
+            .header("content-type")
+            .is_some_and(|t| t.starts_with(content_type)),
+        "{content_type}: {:?}",
+        latest.headers
+    );
+    assert_links(&answer_links(&latest), server, channel);
+}
+
+/// A refused request: a 4xx with a plain-text reason.
+fn assert_refused(answer: &Answer, what: &str) {
+    assert!(
+        (400..500).contains(&answer.status),
+        "{what}: {} {}",
+        answer.status,
+        answer.text()
+    );
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{what}: a plain-text reason: {:?}",
+        answer.headers
+    );
+    assert!(!answer.text().trim().is_empty(), "{what}: a reason");
 }
 
 fn lease_of(verification: &Seen) -> u64 {
@@ -775,33 +814,15 @@ fn lease_of(verification: &Seen) -> u64 {
 /// query kept) and gets the publisher's content as it was published.
 #[tokio::test]
 async fn hub_100_subscribe_verify_and_distribute() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let mut callback = subscriber.callback("/cb?x=1", Reply::Echo);
-    let topic = server.topic("t100");
-    let answer = server
-        .websub(&[
-            ("hub.mode", "subscribe"),
-            ("hub.topic", &topic),
-            ("hub.callback", &callback.url),
-        ])
-        .await;
-    assert_eq!(answer.status, 202, "{}", answer.text());
-
-    let verification = callback.verification("subscribe", &topic).await;
+    let verification = subscribed(&server, &mut callback, "t100", &[]).await;
     assert_eq!(verification.param("x"), Some("1"), "{verification:#?}");
     assert_eq!(lease_of(&verification), DEFAULT_LEASE);
 
     let body = br#"{"event":"ping","n":1,"text":"h\u00e9llo"}"#;
-    server.publish("t100", body).await;
-    let delivery = callback.delivery().await;
+    let delivery = assert_delivered(&server, &mut callback, "t100", body, "application/json").await;
     assert_eq!(delivery.query, [("x".to_owned(), "1".to_owned())]);
-    assert_eq!(delivery.body, body);
-    assert!(
-        delivery.content_type().starts_with("application/json"),
-        "{delivery:#?}"
-    );
-    assert_links(&delivery.links(), &server, "t100");
     assert_eq!(delivery.header("x-hub-signature"), None, "no secret given");
     callback.assert_nothing_more("one message published");
 }
@@ -810,16 +831,13 @@ async fn hub_100_subscribe_verify_and_distribute() {
 /// body under that secret.
 #[tokio::test]
 async fn hub_101_subscribe_with_a_secret_signs_deliveries() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let mut callback = subscriber.callback("/signed", Reply::Echo);
     let secret = "a secret, 101 & more";
     subscribed(&server, &mut callback, "t101", &[("hub.secret", secret)]).await;
 
     let bodies: [&[u8]; 2] = [b"first message", br#"{"second":true}"#];
-    for body in bodies {
-        server.publish("t101", body).await;
-    }
+    server.publish_all("t101", &bodies).await;
     for delivery in callback.deliveries_of(&bodies).await {
         assert_signed(&delivery, secret);
         assert_ne!(
@@ -833,8 +851,7 @@ async fn hub_101_subscribe_with_a_secret_signs_deliveries() {
 /// 102: parameters the hub does not know are ignored.
 #[tokio::test]
 async fn hub_102_extra_parameters_are_ignored() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let mut callback = subscriber.callback("/extra", Reply::Echo);
     subscribed(
         &server,
@@ -843,17 +860,21 @@ async fn hub_102_extra_parameters_are_ignored() {
         &[("foo", "bar"), ("hub.extra", "1"), ("hub.x.y", "a b&c=d")],
     )
     .await;
-    server.publish("t102", b"extra ignored").await;
-    let delivery = callback.delivery().await;
-    assert_eq!(delivery.body, b"extra ignored");
+    assert_delivered(
+        &server,
+        &mut callback,
+        "t102",
+        b"extra ignored",
+        "text/plain",
+    )
+    .await;
 }
 
 /// 103: a subscription renewed before it expires replaces the old one:
 /// the new lease and secret count, and each message comes once.
 #[tokio::test]
 async fn hub_103_resubscribe_before_expiry_replaces_the_subscription() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let mut callback = subscriber.callback("/again", Reply::Echo);
     let first = subscribed(
         &server,
@@ -900,9 +921,7 @@ async fn hub_103_resubscribe_before_expiry_replaces_the_subscription() {
     // Three messages: a second subscription would have had its copy of the
     // first one delivered long before the third one came.
     let bodies: [&[u8]; 3] = [b"one", b"two", b"three"];
-    for body in bodies {
-        server.publish("t103", body).await;
-    }
+    server.publish_all("t103", &bodies).await;
     let signatures: Vec<_> = callback
         .deliveries_of(&bodies)
         .await
@@ -925,8 +944,7 @@ async fn hub_103_resubscribe_before_expiry_replaces_the_subscription() {
 /// 104: an unsubscription is verified, and after it nothing is delivered.
 #[tokio::test]
 async fn hub_104_unsubscribe_stops_deliveries() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let mut leaving = subscriber.callback("/leaving", Reply::Echo);
     let mut witness = subscriber.callback("/witness", Reply::Echo);
     subscribed(&server, &mut leaving, "t104", &[]).await;
@@ -942,8 +960,7 @@ async fn hub_104_unsubscribe_stops_deliveries() {
     // Nothing tells the subscriber when the hub has taken its confirmation
     // but the hub's count of active subscriptions.
     server.wait_for_subscriptions(1).await;
-    server.publish("t104", b"after 1").await;
-    server.publish("t104", b"after 2").await;
+    server.publish_all("t104", &[b"after 1", b"after 2"]).await;
     witness.deliveries_of(&[b"after 1", b"after 2"]).await;
     leaving.assert_nothing_more("unsubscribed");
 }
@@ -961,73 +978,36 @@ async fn hub_105_plain_text_topic() {
     let subscriber = Subscriber::start().await;
     let mut callback = subscriber.callback("/text", Reply::Echo);
     subscribed(&server, &mut callback, "t105", &[]).await;
-    server.publish("t105", b"hello world").await;
-    let delivery = callback.delivery().await;
-    assert_eq!(delivery.body, b"hello world");
-    assert!(
-        delivery.content_type().starts_with("text/plain"),
-        "{delivery:#?}"
-    );
-    assert_links(&delivery.links(), &server, "t105");
-
-    let latest = server.get("/channels/t105").await;
-    assert_eq!(latest.status, 200, "{}", latest.text());
-    assert_eq!(latest.body, b"hello world");
-    assert!(
-        latest
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("text/plain")),
-        "{:?}",
-        latest.headers
-    );
-    assert_links(&answer_links(&latest), &server, "t105");
+    assert_delivered(&server, &mut callback, "t105", b"hello world", "text/plain").await;
+    assert_latest(&server, "t105", b"hello world", "text/plain").await;
 }
 
 /// 106: a JSON topic: `application/json`, the body exactly.
 #[tokio::test]
 async fn hub_106_json_topic() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let mut callback = subscriber.callback("/json", Reply::Echo);
     subscribed(&server, &mut callback, "t106", &[]).await;
-    server.publish("t106", br#"{"a":1}"#).await;
-    let delivery = callback.delivery().await;
-    assert_eq!(delivery.body, br#"{"a":1}"#);
-    assert!(
-        delivery.content_type().starts_with("application/json"),
-        "{delivery:#?}"
-    );
-    assert_links(&delivery.links(), &server, "t106");
-
-    let latest = server.get("/channels/t106").await;
-    assert_eq!(latest.status, 200, "{}", latest.text());
-    assert_eq!(latest.body, br#"{"a":1}"#);
-    assert!(
-        latest
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("application/json")),
-        "{:?}",
-        latest.headers
-    );
+    let body = br#"{"a":1}"#;
+    assert_delivered(&server, &mut callback, "t106", body, "application/json").await;
+    assert_latest(&server, "t106", body, "application/json").await;
 }
 
 /// A payload that is not UTF-8 goes out as `application/octet-stream`.
 #[tokio::test]
 async fn binary_payloads_are_octet_streams() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let mut callback = subscriber.callback("/bytes", Reply::Echo);
     subscribed(&server, &mut callback, "bytes", &[]).await;
     let body = [0xff, 0x00, 0xfe, b'x', 0x80];
-    server.publish("bytes", &body).await;
-    let delivery = callback.delivery().await;
-    assert_eq!(delivery.body, body);
-    assert!(
-        delivery
-            .content_type()
-            .starts_with("application/octet-stream"),
-        "{delivery:#?}"
-    );
+    assert_delivered(
+        &server,
+        &mut callback,
+        "bytes",
+        &body,
+        "application/octet-stream",
+    )
+    .await;
 }
 
 fn answer_links(answer: &Answer) -> Vec<(String, String)> {
@@ -1045,19 +1025,14 @@ fn answer_links(answer: &Answer) -> Vec<(String, String)> {
 /// the subscription inactive.
 #[tokio::test]
 async fn a_failed_verification_does_not_activate_the_subscription() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let mut wrong = subscriber.callback("/wrong", Reply::WrongChallenge);
     let mut refusing = subscriber.callback("/refusing", Reply::Status(404));
     let mut witness = subscriber.callback("/witness", Reply::Echo);
-    let topic = server.topic("failed");
-    for callback in [&mut wrong, &mut refusing] {
-        server.subscribe(callback, "failed", &[]).await;
-        callback.verification("subscribe", &topic).await;
+    for callback in [&mut wrong, &mut refusing, &mut witness] {
+        subscribed(&server, callback, "failed", &[]).await;
     }
-    subscribed(&server, &mut witness, "failed", &[]).await;
-    server.publish("failed", b"m1").await;
-    server.publish("failed", b"m2").await;
+    server.publish_all("failed", &[b"m1", b"m2"]).await;
     witness.deliveries_of(&[b"m1", b"m2"]).await;
     wrong.assert_no_delivery("the challenge was not echoed");
     refusing.assert_no_delivery("the verification was refused");
@@ -1066,8 +1041,7 @@ async fn a_failed_verification_does_not_activate_the_subscription() {
 /// After its lease, a subscription gets nothing more.
 #[tokio::test]
 async fn deliveries_stop_when_the_lease_ends() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let mut expiring = subscriber.callback("/expiring", Reply::Echo);
     let mut witness = subscriber.callback("/witness", Reply::Echo);
     let verification = subscribed(
@@ -1085,8 +1059,7 @@ async fn deliveries_stop_when_the_lease_ends() {
 
     // The lease runs from the verification: 2 s, and 1 s to spare.
     tokio::time::sleep_until(verification.at + Duration::from_secs(3)).await;
-    server.publish("lease", b"after 1").await;
-    server.publish("lease", b"after 2").await;
+    server.publish_all("lease", &[b"after 1", b"after 2"]).await;
     witness.deliveries_of(&[b"after 1", b"after 2"]).await;
     expiring.assert_nothing_more("the lease has ended");
 }
@@ -1143,20 +1116,8 @@ async fn loopback_callbacks_are_refused_without_the_flag() {
     let server = Server::start(&["--admin-token", ADMIN_TOKEN, "--websub-min-lease", "1"]).await;
     let subscriber = Subscriber::start().await;
     let callback = subscriber.callback("/cb", Reply::Echo);
-    let topic = server.topic("ssrf");
-    let answer = server
-        .websub(&[
-            ("hub.mode", "subscribe"),
-            ("hub.topic", &topic),
-            ("hub.callback", &callback.url),
-        ])
-        .await;
-    assert!(
-        (400..500).contains(&answer.status),
-        "{}: {}",
-        answer.status,
-        answer.text()
-    );
+    let answer = server.request("subscribe", &callback, "ssrf", &[]).await;
+    assert_refused(&answer, "a loopback callback");
     assert!(
         answer.text().to_lowercase().contains("loopback"),
         "{}",
@@ -1172,8 +1133,7 @@ async fn loopback_callbacks_are_refused_without_the_flag() {
 /// plain-text reason, and no callback is contacted.
 #[tokio::test]
 async fn bad_subscription_requests_are_refused_with_a_reason() {
-    let server = Server::local_hub().await;
-    let subscriber = Subscriber::start().await;
+    let (server, subscriber) = local_hub_and_subscriber().await;
     let callback = subscriber.callback("/cb", Reply::Echo);
     let cb = callback.url.as_str();
     let topic = server.topic("bad");
@@ -1236,21 +1196,7 @@ async fn bad_subscription_requests_are_refused_with_a_reason() {
         ),
     ];
     for (what, pairs) in &cases {
-        let answer = server.websub(pairs).await;
-        assert!(
-            (400..500).contains(&answer.status),
-            "{what}: {} {}",
-            answer.status,
-            answer.text()
-        );
-        assert!(
-            answer
-                .header("content-type")
-                .is_some_and(|t| t.starts_with("text/plain")),
-            "{what}: a plain-text reason: {:?}",
-            answer.headers
-        );
-        assert!(!answer.text().trim().is_empty(), "{what}: a reason");
+        assert_refused(&server.websub(pairs).await, what);
     }
     server.publish("bad", b"nobody").await;
     assert_eq!(subscriber.connections(), 0, "a callback was contacted");
@@ -1262,14 +1208,7 @@ async fn there_is_no_hub_without_an_admin_token() {
     let server = Server::start(&[]).await;
     let subscriber = Subscriber::start().await;
     let callback = subscriber.callback("/cb", Reply::Echo);
-    let topic = server.topic("none");
-    let answer = server
-        .websub(&[
-            ("hub.mode", "subscribe"),
-            ("hub.topic", &topic),
-            ("hub.callback", &callback.url),
-        ])
-        .await;
+    let answer = server.request("subscribe", &callback, "none", &[]).await;
     assert_eq!(answer.status, 404, "{}", answer.text());
     assert_eq!(subscriber.connections(), 0);
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod certs;
+#[cfg(feature = "cli")]
+pub mod process;
 #[cfg(feature = "serve")]
 pub mod receiver;
 #[cfg(feature = "serve")]
