@@ -75,6 +75,8 @@ fn serve_help_explains_every_flag_and_its_variable() {
         "webhook-retry-schedule",
         "websub-min-lease",
         "websub-max-lease",
+        "max-webhooks",
+        "max-websub-subscriptions",
     ] {
         assert!(help.contains(&format!("--{flag} <")), "--{flag} in {help}");
         let variable = format!("RTWIRE_{}", flag.to_uppercase().replace('-', "_"));

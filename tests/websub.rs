@@ -1257,3 +1257,35 @@ fn forms_and_queries_round_trip() {
         ]
     );
 }
+
+/// At its most subscriptions (`--max-websub-subscriptions 1`) the hub
+/// refuses the next subscriber that confirms: it is told `hub.mode=denied`
+/// with a reason, and gets no deliveries.
+#[tokio::test]
+async fn a_full_hub_tells_the_next_subscriber_it_is_denied() {
+    let mut flags = LOCAL_HUB.to_vec();
+    flags.extend(["--max-websub-subscriptions", "1"]);
+    let server = Server::start(&flags).await;
+    let subscriber = Subscriber::start().await;
+    let mut first = subscriber.callback("/first", Reply::Echo);
+    let mut second = subscriber.callback("/second", Reply::Echo);
+    let topic = server.topic("full");
+    subscribed(&server, &mut first, "full", &[]).await;
+    server.wait_for_subscriptions(1).await;
+
+    server.subscribe(&second, "full", &[]).await;
+    second.verification("subscribe", &topic).await;
+    let denied = second.next().await;
+    assert_eq!(denied.method, "GET", "{denied:#?}");
+    assert_eq!(denied.param("hub.mode"), Some("denied"), "{denied:#?}");
+    assert_eq!(denied.param("hub.topic"), Some(topic.as_str()));
+    assert!(
+        denied
+            .param("hub.reason")
+            .is_some_and(|r| r.contains("most subscriptions")),
+        "{denied:#?}"
+    );
+    server.publish("full", b"only the first").await;
+    assert_eq!(first.delivery().await.body, b"only the first");
+    second.assert_no_delivery("the hub was full");
+}

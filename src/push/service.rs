@@ -381,6 +381,9 @@ impl Inner {
             }
         }
         if registry.count(Kind::WebSub) >= self.config.max_subscriptions {
+            // No subscription, so nothing to order against: the map holds
+            // one entry per subscription at most.
+            registry.applied.remove(&key);
             return Err(format!(
                 "the hub has its most subscriptions ({})",
                 self.config.max_subscriptions

@@ -186,6 +186,23 @@ pub struct Push {
         env = "RTWIRE_WEBHOOK_RETRY_SCHEDULE"
     )]
     pub webhook_retry_schedule: Option<rtwire::push::schedule::RetrySchedule>,
+    /// The most webhooks registered at once; past it, 503.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1_000,
+        env = "RTWIRE_MAX_WEBHOOKS"
+    )]
+    pub max_webhooks: usize,
+    /// The most WebSub subscriptions at once; past it, a subscriber that
+    /// confirms is told `hub.mode=denied`.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        env = "RTWIRE_MAX_WEBSUB_SUBSCRIPTIONS"
+    )]
+    pub max_websub_subscriptions: usize,
     /// The shortest WebSub lease granted, in seconds.
     #[arg(
         long,

@@ -85,6 +85,8 @@ fn push_config(args: crate::cli::Push) -> Result<Option<PushConfig>, String> {
     if args.websub_min_lease > args.websub_max_lease {
         return Err("--websub-min-lease is over --websub-max-lease".to_owned());
     }
+    config.max_webhooks = args.max_webhooks;
+    config.max_subscriptions = args.max_websub_subscriptions;
     config.leases.min = Duration::from_secs(args.websub_min_lease);
     config.leases.max = Duration::from_secs(args.websub_max_lease);
     Ok(Some(config))
