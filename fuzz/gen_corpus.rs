@@ -1128,7 +1128,7 @@ fn push_url_seeds(root: &Path) {
 /// refused, and WebSub requests for this hub's topics and others.
 fn push_webhook_seeds(root: &Path) {
     let mut out = Out::new(root, "push_webhook");
-    let inputs: [(&str, &str); 14] = [
+    let inputs: [(&str, &str); 17] = [
         ("minimal", r#"{"channel":"orders","url":"https://example.com/hook"}"#),
         (
             "with-secret",
@@ -1152,6 +1152,9 @@ fn push_webhook_seeds(root: &Path) {
             "hub.mode=unsubscribe&hub.topic=http%3A%2F%2Fhub.example%3A8080%2Fother&hub.callback=http%3A%2F%2Fsub.example%2Fcb",
         ),
         ("array", "[1,2,3]"),
+        ("fields-as-array", r#"["c","http://x.example/"]"#),
+        ("empty-array", "[  ]"),
+        ("blank", " \n"),
     ];
     for (name, text) in inputs {
         push_checks::check_webhook(text.as_bytes());

@@ -83,8 +83,7 @@ impl NewWebhook {
         if body.len() > MAX_REGISTRATION_BYTES {
             return Err(RegistrationError::TooLarge);
         }
-        let raw: Registration = serde_json::from_slice(body)
-            .map_err(|e| RegistrationError::Json(short(e.to_string())))?;
+        let raw: Registration = from_object(body)?;
         if !valid_channel(&raw.channel) {
             return Err(RegistrationError::BadChannel);
         }
@@ -129,13 +128,23 @@ impl NewSecret {
         if body.len() > MAX_REGISTRATION_BYTES {
             return Err(RegistrationError::TooLarge);
         }
-        let raw: Rotation = serde_json::from_slice(body)
-            .map_err(|e| RegistrationError::Json(short(e.to_string())))?;
+        let raw: Rotation = from_object(body)?;
         raw.secret
             .map(|s| WebhookSecret::parse(&s))
             .transpose()
             .map_err(RegistrationError::BadSecret)
     }
+}
+
+/// `body` as a JSON object of type `T`. serde would also read a struct
+/// from an array of its fields in order (`["orders", "https://…"]`): the
+/// API takes objects only.
+fn from_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, RegistrationError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(RegistrationError::Json("not a JSON object".to_owned()));
+    }
+    serde_json::from_slice(body).map_err(|e| RegistrationError::Json(short(e.to_string())))
 }
 
 /// The longest serde message kept in a reason.
@@ -217,6 +226,11 @@ mod tests {
     fn refusals_say_what_is_wrong() {
         let refused = |body: &str| NewWebhook::from_json(body.as_bytes()).unwrap_err();
         assert!(matches!(refused("[]"), RegistrationError::Json(_)));
+        assert!(matches!(
+            refused(r#"["a", "http://x/"]"#),
+            RegistrationError::Json(_)
+        ));
+        assert!(NewSecret::from_json(b" [ ] ").is_err());
         assert!(matches!(
             refused(r#"{"channel":"a"}"#),
             RegistrationError::Json(_)
