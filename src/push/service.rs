@@ -438,8 +438,7 @@ fn stored(endpoint: &Endpoint) -> Stored {
 /// `prefix` and 96 random bits in hex.
 fn new_id(prefix: &str) -> String {
     let bytes: [u8; 12] = rand::random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
+    format!("{prefix}{}", super::signature::hex(&bytes))
 }
 
 /// Webhooks and the WebSub hub of one server. Cheap to clone.

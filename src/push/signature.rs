@@ -291,11 +291,22 @@ pub fn hub_signature(secret: &[u8], body: &[u8]) -> String {
     let digest = mac.finalize().into_bytes();
     let mut out = String::with_capacity("sha256=".len() + 64);
     out.push_str("sha256=");
-    for byte in digest {
+    push_hex(&mut out, &digest);
+    out
+}
+
+/// `bytes` as lowercase hex: signatures, challenges, ids.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * bytes.len());
+    push_hex(&mut out, bytes);
+    out
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for byte in bytes {
         out.push(char::from(HEX[usize::from(byte >> 4)]));
         out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
-    out
 }
 
 /// A subscriber's check of `X-Hub-Signature`: `sha256=` and the right

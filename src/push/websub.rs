@@ -186,7 +186,7 @@ pub fn topic_channel<'a>(topic: &'a str, base: &str) -> Option<&'a str> {
 /// A fresh challenge: 128 random bits, hex, single use.
 pub fn challenge() -> String {
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::signature::hex(&bytes)
 }
 
 /// Why the subscriber did not confirm.

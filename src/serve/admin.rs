@@ -137,9 +137,8 @@ pub(crate) async fn webhooks(
             }
             None => json_error(404, "no such webhook"),
         },
-        (_, route) => {
+        _ => {
             let allow = WebhookRoute::resolve(request.path()).map_or("GET", |(_, a)| a);
-            let _ = route;
             json_error(405, "method not allowed").header("Allow", allow)
         }
     }
