@@ -161,11 +161,13 @@ async fn until_finished(endpoint: &Endpoint) -> Stop {
 /// Delivers one message, with its retries. `None` when the endpoint is
 /// done with it (delivered, or out of retries) and goes on.
 async fn deliver(inner: &Inner, endpoint: &Endpoint, message: &HubMessage) -> Option<Stop> {
+    // Told from the payload once, not at every retry.
+    let content_type = content_type(&message.data);
     let mut failures = 0;
     loop {
         let attempt = failures + 1;
         let sent = tokio::select! {
-            sent = attempt_once(inner, endpoint, message) => sent,
+            sent = attempt_once(inner, endpoint, message, content_type) => sent,
             stop = until_finished(endpoint) => return Some(stop),
         };
         let now = now_unix();
@@ -228,8 +230,13 @@ struct Sent {
     retry_after: Option<Duration>,
 }
 
-async fn attempt_once(inner: &Inner, endpoint: &Endpoint, message: &HubMessage) -> Sent {
-    let request = request_for(inner, endpoint, message);
+async fn attempt_once(
+    inner: &Inner,
+    endpoint: &Endpoint,
+    message: &HubMessage,
+    content_type: &str,
+) -> Sent {
+    let request = request_for(inner, endpoint, message, content_type);
     // Bounded concurrency: at most this many requests in flight in all.
     let _permit = inner.in_flight.acquire().await;
     match inner.client.send(&request).await {
@@ -250,10 +257,15 @@ async fn attempt_once(inner: &Inner, endpoint: &Endpoint, message: &HubMessage) 
 }
 
 /// The POST of `message` to `endpoint`, signed as its protocol says.
-fn request_for(inner: &Inner, endpoint: &Endpoint, message: &HubMessage) -> OutboundRequest {
+fn request_for(
+    inner: &Inner,
+    endpoint: &Endpoint,
+    message: &HubMessage,
+    content_type: &str,
+) -> OutboundRequest {
     let body = message.data.clone();
     let request = OutboundRequest::post(endpoint.url.clone(), body.clone())
-        .header("Content-Type", content_type(&body))
+        .header("Content-Type", content_type)
         .header("User-Agent", concat!("rtwire/", env!("CARGO_PKG_VERSION")));
     match (endpoint.kind, endpoint.signing()) {
         (Kind::Webhook, signing @ Signing::Webhook { .. }) => {
