@@ -670,8 +670,10 @@ impl Push {
         let lease = inner.config.leases.grant(request.lease_seconds);
         let seq = inner.requests.fetch_add(1, Relaxed);
         tokio::spawn(async move {
+            // The permit is held to the end, a denial's GET included: at
+            // most `max_verifications` requests to callbacks at once.
+            let _permit = permit;
             let verified = websub::verify_intent(&inner.client, &request, lease).await;
-            drop(permit);
             let callback = request.callback.to_string();
             if let Err(e) = verified {
                 inner.stats.verifications_failed.fetch_add(1, Relaxed);
