@@ -40,6 +40,7 @@ mod channel;
 mod id;
 mod message;
 mod mirror;
+pub mod presence;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
@@ -50,6 +51,7 @@ pub use channel::Poll;
 pub use id::{MessageId, ParseIdError, Resume, SenderId, Since};
 pub use message::{FormatKey, HubMessage};
 pub use mirror::{Applied, Mirrored, Snapshot, Synced};
+pub use presence::{Presence, PresenceConfig, PresenceHold};
 use subscription::QueueLimits;
 pub use subscription::{Closed, Subscription};
 
@@ -117,6 +119,8 @@ pub struct HubConfig {
     pub max_channels: usize,
     /// The largest payload [`Hub::publish`] accepts (default 16 MiB).
     pub max_message_bytes: usize,
+    /// Who is in each channel ([`Hub::presence`]): its limits.
+    pub presence: PresenceConfig,
 }
 
 impl Default for HubConfig {
@@ -130,6 +134,7 @@ impl Default for HubConfig {
             idle_timeout: Duration::from_secs(600),
             max_channels: 100_000,
             max_message_bytes: 16 << 20,
+            presence: PresenceConfig::default(),
         }
     }
 }
@@ -236,6 +241,7 @@ struct Inner {
     /// A publish is trimming histories to the hub-wide bound; others
     /// need not.
     trimming: AtomicBool,
+    presence: Presence,
 }
 
 /// The pub/sub hub: cheap to clone, every clone is the same hub.
@@ -312,6 +318,7 @@ impl Hub {
             shut: false,
         };
         let inner = Inner {
+            presence: Presence::new(config.presence.clone()),
             config,
             epoch,
             registry: RwLock::new(registry),
@@ -324,6 +331,12 @@ impl Hub {
         Hub {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Who is in each channel: identities held present by open
+    /// connections or leased by polls (the [`presence`] module).
+    pub fn presence(&self) -> &Presence {
+        &self.inner.presence
     }
 
     /// The epoch every id of this hub carries (in memory mode; a broker

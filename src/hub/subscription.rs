@@ -205,6 +205,15 @@ impl Subscription {
         Since::After(self.cursor)
     }
 
+    /// The id [`Subscription::resume_from`] resumes after: the last message
+    /// yielded or, before any, the point this subscription started from
+    /// (for [`Since::Live`], the newest message at the time; in a new
+    /// epoch, its start). A client that keeps it misses nothing when it
+    /// subscribes again, whether or not a message came in between.
+    pub fn position(&self) -> MessageId {
+        self.cursor
+    }
+
     /// The next message, waiting for one if none is queued.
     ///
     /// Cancel-safe: a message is taken only when the future completes.
