@@ -543,6 +543,9 @@ async fn except_sender_and_private_rooms_across_nodes() {
     let b = node_with(&redis, auth).await;
     let mut alice = ws_connect(a.addr, &format!("?user_token={}", user_token("alice"))).await;
     ws_join(&mut alice, "chat").await;
+    // Presence is per node: Alice hears her own join, never Bob's on B.
+    let own = ws_next_text(&mut alice).await;
+    assert!(own.contains(r#""joined":["alice"]"#), "{own}");
     let mut carol = ws_connect(a.addr, "").await;
     ws_join(&mut carol, "chat").await;
     let mut bob = ws_connect(b.addr, &format!("?user_token={}", user_token("bob"))).await;

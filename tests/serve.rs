@@ -221,6 +221,17 @@ async fn websocket_rooms_except_sender_and_private_messages() {
     let mut alice = ws_join(addr, &alice_query, "chat").await;
     let bob_query = format!("?user_token={}", user_token("bob"));
     let mut bob = ws_join(addr, &bob_query, "chat").await;
+    // Each member hears the joins from its own on (tests/presence.rs has
+    // the rest of presence).
+    for (ws, who) in [(&mut alice, "alice"), (&mut bob, "bob")] {
+        let change = ws_next_text(ws).await;
+        assert!(
+            change.contains(&format!(r#""joined":["{who}"]"#)),
+            "{change}"
+        );
+    }
+    let change = ws_next_text(&mut alice).await;
+    assert!(change.contains(r#""joined":["bob"]"#), "{change}");
     alice
         .send(Message::text(
             r#"{"op":"publish","channel":"chat","data":"hi all","except_self":true}"#,
@@ -532,8 +543,18 @@ async fn health_metrics_and_demo_page() {
     let (status, head, page) = get(addr, "/").await;
     assert_eq!(status, 200);
     assert!(head.contains("text/html"));
-    for transport in ["WebSocket", "EventSource", "long-poll", "/poll"] {
-        assert!(page.contains(transport), "{transport}");
+    // The page is built on the client module, which offers every transport.
+    assert!(page.contains(r#"import { connect } from "/rtwire.js""#));
+    for transport in ["websocket", "sse", "long-poll", "poll"] {
+        assert!(
+            page.contains(&format!(r#"value="{transport}""#)),
+            "{transport}"
+        );
+    }
+    let (status, _, module) = get(addr, "/rtwire.js").await;
+    assert_eq!(status, 200);
+    for route in ["\"/ws\"", "}/events`", "}/long-poll`", "}/poll`"] {
+        assert!(module.contains(route), "{route}");
     }
     server.shutdown().await;
 }

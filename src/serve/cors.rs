@@ -22,7 +22,7 @@ use crate::http::Request;
 ///   `Access-Control-Allow-Credentials: true` if credentials are allowed.
 /// - A preflight (`OPTIONS` with `Origin` and
 ///   `Access-Control-Request-Method`) from an allowed origin gets 204 with
-///   the methods (`GET, POST, HEAD, OPTIONS`), the request headers the
+///   the methods (`GET, POST, HEAD, DELETE, OPTIONS`), the request headers the
 ///   routes read (`Authorization, Content-Type, Last-Event-ID,
 ///   If-None-Match`) and `Access-Control-Max-Age`.
 /// - A disallowed origin gets no CORS header (the browser withholds the
@@ -89,7 +89,7 @@ impl fmt::Display for CorsError {
 impl std::error::Error for CorsError {}
 
 /// Methods the CORS routes answer.
-const ALLOW_METHODS: &str = "GET, POST, HEAD, OPTIONS";
+const ALLOW_METHODS: &str = "GET, POST, HEAD, DELETE, OPTIONS";
 /// Request headers the routes read.
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID, If-None-Match";
 /// Response headers a page needs to read beyond the safelisted ones.

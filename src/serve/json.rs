@@ -71,7 +71,28 @@ pub enum Command<'a> {
         /// `data` as UTF-8, or `data_b64` decoded.
         data: Bytes,
     },
+    /// `{"op":"presence","channel":"room"}`: who is in the room.
+    Presence {
+        /// The room.
+        channel: Cow<'a, str>,
+    },
+    /// `{"op":"ping"}`: answered with `pong`, for clients (browsers) that
+    /// cannot see WebSocket pings and must tell a dead socket by silence.
+    Ping,
 }
+
+/// A command and the client's `ref` for it, which the reply repeats.
+#[derive(Debug)]
+pub struct Tagged<'a> {
+    /// `"ref"`: a string of at most [`MAX_REF`] bytes the client chose, if
+    /// the command had one (and was JSON enough to find it in).
+    pub reference: Option<Cow<'a, str>>,
+    /// The command, or why it was refused.
+    pub command: Result<Command<'a>, CommandError>,
+}
+
+/// The longest `ref` a command may carry.
+pub const MAX_REF: usize = 64;
 
 impl Command<'_> {
     /// The command as a client writes it, for [`decode_command`] to read
@@ -123,6 +144,11 @@ impl Serialize for Command<'_> {
                 map.serialize_entry("user", user)?;
                 Payload(data).serialize_entry(&mut map)?;
             }
+            Command::Presence { channel } => {
+                map.serialize_entry("op", "presence")?;
+                map.serialize_entry("channel", channel)?;
+            }
+            Command::Ping => map.serialize_entry("op", "ping")?,
         }
         map.end()
     }
@@ -149,6 +175,8 @@ pub enum CommandError {
     PayloadAmbiguous,
     /// `data_b64` is not standard base64 with padding.
     NotBase64,
+    /// `ref` is longer than [`MAX_REF`] bytes.
+    RefTooLong,
 }
 
 /// The longest serde_json message a reason quotes: a message may echo a
@@ -177,12 +205,17 @@ impl fmt::Display for CommandError {
                 }
                 Ok(())
             }
-            CommandError::MissingOp => f.write_str("missing op: use join, leave, publish or send"),
-            CommandError::UnknownOp => f.write_str("unknown op: use join, leave, publish or send"),
+            CommandError::MissingOp => {
+                f.write_str("missing op: use join, leave, publish, send, presence or ping")
+            }
+            CommandError::UnknownOp => {
+                f.write_str("unknown op: use join, leave, publish, send, presence or ping")
+            }
             CommandError::MissingField(field) => write!(f, "missing {field}"),
             CommandError::InvalidSince => f.write_str("invalid since"),
             CommandError::PayloadAmbiguous => f.write_str("give exactly one of data and data_b64"),
             CommandError::NotBase64 => f.write_str("data_b64 is not base64"),
+            CommandError::RefTooLong => write!(f, "ref is longer than {MAX_REF} bytes"),
         }
     }
 }
@@ -200,20 +233,53 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// Decodes one `/ws` command from the bytes of a text message.
 pub fn decode_command(json: &[u8]) -> Result<Command<'_>, CommandError> {
+    decode_tagged(json).command
+}
+
+/// Decodes one `/ws` command and its `ref`: the reply to a command that
+/// had one carries it, so a client can match replies to requests.
+pub fn decode_tagged(json: &[u8]) -> Tagged<'_> {
     // serde would also take an array for a struct (fields by position):
     // not a format anyone should come to depend on.
     if json.trim_ascii_start().first() != Some(&b'{') {
-        return Err(CommandError::NotAnObject);
+        return Tagged {
+            reference: None,
+            command: Err(CommandError::NotAnObject),
+        };
     }
+    let wire: WireCommand = match serde_json::from_slice(json) {
+        Ok(wire) => wire,
+        Err(e) => {
+            return Tagged {
+                reference: None,
+                command: Err(CommandError::Json(e)),
+            }
+        }
+    };
+    if wire.reference.as_ref().is_some_and(|r| r.len() > MAX_REF) {
+        return Tagged {
+            reference: None,
+            command: Err(CommandError::RefTooLong),
+        };
+    }
+    let reference = wire.reference.clone();
+    Tagged {
+        reference,
+        command: command(wire),
+    }
+}
+
+fn command(wire: WireCommand<'_>) -> Result<Command<'_>, CommandError> {
     let WireCommand {
         op,
+        reference: _,
         channel,
         since,
         user,
         data,
         data_b64,
         except_self,
-    } = serde_json::from_slice(json).map_err(CommandError::Json)?;
+    } = wire;
     let op = op.ok_or(CommandError::MissingOp)?;
     let channel = || channel.ok_or(CommandError::MissingField("channel"));
     let payload = || payload(data.as_deref(), data_b64.as_deref());
@@ -237,6 +303,10 @@ pub fn decode_command(json: &[u8]) -> Result<Command<'_>, CommandError> {
             user: user.ok_or(CommandError::MissingField("user"))?,
             data: payload()?,
         },
+        "presence" => Command::Presence {
+            channel: channel()?,
+        },
+        "ping" => Command::Ping,
         _ => return Err(CommandError::UnknownOp),
     })
 }
@@ -246,6 +316,8 @@ pub fn decode_command(json: &[u8]) -> Result<Command<'_>, CommandError> {
 struct WireCommand<'a> {
     #[serde(borrow, default, deserialize_with = "text")]
     op: Option<Cow<'a, str>>,
+    #[serde(rename = "ref", borrow, default, deserialize_with = "text")]
+    reference: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "text")]
     channel: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "text")]
@@ -419,15 +491,37 @@ pub(crate) fn to_string(value: &impl Serialize) -> String {
     serde_json::to_string(value).expect("rtwire's answers always serialize")
 }
 
+/// `{"type":"presence_change",…}` for one member's arrival or departure.
+pub(crate) fn presence_change(change: &crate::hub::presence::PresenceChange) -> String {
+    let member = [&*change.member];
+    let (joined, left): (&[&str], &[&str]) = match change.joined {
+        true => (&member, &[]),
+        false => (&[], &member),
+    };
+    to_string(&Reply::PresenceChange {
+        channel: &change.channel,
+        joined,
+        left,
+    })
+}
+
+/// `{"type":"presence",…}`: everyone in `channel` now.
+pub(crate) fn presence_list(channel: &str, members: &[String]) -> String {
+    to_string(&Reply::Presence { channel, members })
+}
+
 /// A `/ws` answer to a command, or a notice.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub(crate) enum Reply<'a> {
-    /// `{"type":"joined","channel":"room","resume":"exact"}`.
+    /// `{"type":"joined","channel":"room","resume":"exact","since":"ID"}`:
+    /// `since` is where the subscription starts (after the newest message
+    /// when joined live), to join again from without missing anything.
     Joined {
         channel: &'a str,
         #[serde(flatten)]
         resume: ResumeFields<'a>,
+        since: JsonId,
     },
     /// `{"type":"left","channel":"room"}`.
     Left { channel: &'a str },
@@ -435,6 +529,38 @@ pub(crate) enum Reply<'a> {
     Published { channel: &'a str, id: JsonId },
     /// `{"type":"error","reason":"..."}`.
     Error { reason: &'a str },
+    /// `{"type":"presence","channel":"room","members":["alice","bob"]}`:
+    /// the answer to `presence`, or a fresh list for a socket that missed
+    /// changes.
+    Presence {
+        channel: &'a str,
+        members: &'a [String],
+    },
+    /// `{"type":"presence_change","channel":"room","joined":["carol"],"left":[]}`.
+    #[serde(rename = "presence_change")]
+    PresenceChange {
+        channel: &'a str,
+        joined: &'a [&'a str],
+        left: &'a [&'a str],
+    },
+    /// `{"type":"pong"}`: the answer to `ping`.
+    Pong,
+}
+
+impl Reply<'_> {
+    /// The reply as JSON text, with the command's `ref` (if it had one)
+    /// as its last field.
+    pub(crate) fn to_string_with(&self, reference: Option<&str>) -> String {
+        let mut text = to_string(self);
+        if let Some(reference) = reference {
+            // Every reply is an object: put the field before its brace.
+            text.pop();
+            text.push_str(",\"ref\":");
+            text.push_str(&to_string(&reference));
+            text.push('}');
+        }
+        text
+    }
 }
 
 /// One `/ws` delivery: `{"type":"message","channel":"room","id":"ID","data":"hi"}`.
@@ -726,27 +852,30 @@ mod tests {
         assert_eq!(
             to_string(&Reply::Joined {
                 channel: "r\"",
-                resume: ResumeFields(&Resume::Exact)
+                resume: ResumeFields(&Resume::Exact),
+                since: JsonId(id),
             }),
-            r#"{"type":"joined","channel":"r\"","resume":"exact"}"#
+            r#"{"type":"joined","channel":"r\"","resume":"exact","since":"1a2b3c4d-7"}"#
         );
         assert_eq!(
             to_string(&Reply::Joined {
                 channel: "r",
                 resume: ResumeFields(&Resume::Gap {
                     first_available: Some(id)
-                })
+                }),
+                since: JsonId(id),
             }),
-            r#"{"type":"joined","channel":"r","resume":"gap","first_available":"1a2b3c4d-7"}"#
+            r#"{"type":"joined","channel":"r","resume":"gap","first_available":"1a2b3c4d-7","since":"1a2b3c4d-7"}"#
         );
         assert_eq!(
             to_string(&Reply::Joined {
                 channel: "r",
                 resume: ResumeFields(&Resume::Gap {
                     first_available: None
-                })
+                }),
+                since: JsonId(id),
             }),
-            r#"{"type":"joined","channel":"r","resume":"gap","first_available":null}"#
+            r#"{"type":"joined","channel":"r","resume":"gap","first_available":null,"since":"1a2b3c4d-7"}"#
         );
         assert_eq!(
             to_string(&Reply::Left { channel: "r" }),
@@ -762,6 +891,65 @@ mod tests {
         assert_eq!(
             to_string(&Reply::Error { reason: "no\n" }),
             r#"{"type":"error","reason":"no\n"}"#
+        );
+    }
+
+    #[test]
+    fn refs_come_back_on_their_replies() {
+        let tagged = decode_tagged(br#"{"op":"ping","ref":"7"}"#);
+        assert_eq!(tagged.reference.as_deref(), Some("7"));
+        assert_eq!(tagged.command.unwrap(), Command::Ping);
+        assert_eq!(
+            Reply::Pong.to_string_with(Some("7")),
+            r#"{"type":"pong","ref":"7"}"#
+        );
+        assert_eq!(Reply::Pong.to_string_with(None), r#"{"type":"pong"}"#);
+        // A refused command keeps its ref, so the client knows which failed.
+        let refused = decode_tagged(br#"{"op":"fly","ref":"q\"1"}"#);
+        assert_eq!(refused.reference.as_deref(), Some("q\"1"));
+        assert!(matches!(refused.command, Err(CommandError::UnknownOp)));
+        let reply = Reply::Error { reason: "x" }.to_string_with(Some("q\"1"));
+        assert_eq!(reply, r#"{"type":"error","reason":"x","ref":"q\"1"}"#);
+        let long = format!(r#"{{"op":"ping","ref":"{}"}}"#, "r".repeat(MAX_REF + 1));
+        let tagged = decode_tagged(long.as_bytes());
+        assert!(tagged.reference.is_none());
+        assert!(matches!(tagged.command, Err(CommandError::RefTooLong)));
+        assert!(decode_tagged(br#"{"op":"ping","ref":7}"#).command.is_err());
+        assert!(decode_tagged(br#"{"op":"ping","ref":"a","ref":"b"}"#)
+            .command
+            .is_err());
+    }
+
+    #[test]
+    fn presence_commands_and_replies() {
+        let command = decode(r#"{"op":"presence","channel":"room"}"#).unwrap();
+        assert_eq!(
+            command,
+            Command::Presence {
+                channel: "room".into()
+            }
+        );
+        assert_eq!(decode_command(&command.to_json()).unwrap(), command);
+        assert_eq!(
+            decode_command(&Command::Ping.to_json()).unwrap(),
+            Command::Ping
+        );
+        assert_eq!(reason(r#"{"op":"presence"}"#), "missing channel");
+        let members = ["alice".to_owned(), "bob".to_owned()];
+        assert_eq!(
+            to_string(&Reply::Presence {
+                channel: "room",
+                members: &members
+            }),
+            r#"{"type":"presence","channel":"room","members":["alice","bob"]}"#
+        );
+        assert_eq!(
+            to_string(&Reply::PresenceChange {
+                channel: "room",
+                joined: &["carol"],
+                left: &[]
+            }),
+            r#"{"type":"presence_change","channel":"room","joined":["carol"],"left":[]}"#
         );
     }
 
@@ -850,9 +1038,11 @@ mod tests {
             let joined: serde_json::Value = serde_json::from_str(&to_string(&Reply::Joined {
                 channel: &channel,
                 resume: ResumeFields(&Resume::Gap { first_available: Some(id) }),
+                since: JsonId(id),
             }))
             .unwrap();
             prop_assert_eq!(&joined["channel"], channel.as_str());
+            prop_assert_eq!(&joined["since"], id_text.as_str());
             prop_assert_eq!(&joined["first_available"], id_text.as_str());
         }
 

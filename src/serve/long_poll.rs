@@ -3,6 +3,11 @@
 //! poll; after the timeout (default 30 s, at most `long_poll_max`) it gets
 //! the same answer with no messages. Without `since` it waits for the next
 //! message published. Any number of requests may wait on a channel.
+//!
+//! A poll with an identity keeps it present in the channel while it is
+//! held, and leases its presence for `PresenceConfig::lease` when it is
+//! answered (the [`presence`](crate::hub::presence) module), so a client
+//! that polls again in time never appears to leave.
 
 use std::time::Duration;
 
@@ -17,7 +22,12 @@ use crate::hub::{HubError, Since};
 
 /// Answers a long poll once something arrives, the timeout passes, or the
 /// server shuts down.
-pub(crate) async fn answer(app: &App, request: &Request, channel: &str) -> Response {
+pub(crate) async fn answer(
+    app: &App,
+    request: &Request,
+    channel: &str,
+    identity: Option<&str>,
+) -> Response {
     let since = match since_param(request, Since::Live) {
         Ok(since) => since,
         Err(response) => return response,
@@ -32,6 +42,8 @@ pub(crate) async fn answer(app: &App, request: &Request, channel: &str) -> Respo
     if let Err(e) = app.broker.attach(channel).await {
         return broker_error(&e);
     }
+    let presence = app.hub.presence();
+    let _present = identity.and_then(|me| presence.hold(channel, me));
     let mut shutdown = app.shutdown.clone();
     let max = app.config.poll_max_messages;
     let waited = tokio::select! {
@@ -44,6 +56,10 @@ pub(crate) async fn answer(app: &App, request: &Request, channel: &str) -> Respo
         Err(HubError::Shutdown) => app.hub.history_after(channel, since, max),
         Err(e) => return hub_error(&e),
     };
+    if let Some(me) = identity {
+        // Leased before the hold ends: the member stays listed between polls.
+        presence.touch(channel, me, tokio::time::Instant::now());
+    }
     let (response, next) = render(channel, &poll, app.config.poll_max_bytes);
     app.metrics
         .delivered(Transport::LongPoll, answered(&poll, next));

@@ -47,6 +47,8 @@ pub(crate) enum RouteLabel {
     LongPoll,
     Events,
     Topic,
+    Presence,
+    Client,
     Webhooks,
     WebSub,
     WebSocket,
@@ -61,12 +63,14 @@ pub(crate) enum RouteLabel {
 }
 
 impl RouteLabel {
-    const ALL: [RouteLabel; 16] = [
+    const ALL: [RouteLabel; 18] = [
         RouteLabel::Publish,
         RouteLabel::Poll,
         RouteLabel::LongPoll,
         RouteLabel::Events,
         RouteLabel::Topic,
+        RouteLabel::Presence,
+        RouteLabel::Client,
         RouteLabel::Webhooks,
         RouteLabel::WebSub,
         RouteLabel::WebSocket,
@@ -87,6 +91,8 @@ impl RouteLabel {
             RouteLabel::LongPoll => "long_poll",
             RouteLabel::Events => "events",
             RouteLabel::Topic => "topic",
+            RouteLabel::Presence => "presence",
+            RouteLabel::Client => "client",
             RouteLabel::Webhooks => "webhooks",
             RouteLabel::WebSub => "websub",
             RouteLabel::WebSocket => "websocket",

@@ -551,12 +551,19 @@ impl Server {
         let mut summary = tokio::time::interval_at(start + minute, minute);
         let every = sweep_interval(app.config.hub.idle_timeout);
         let mut sweep = tokio::time::interval_at(start + every, every);
+        // Polling clients' presence lapses at most 1.25 leases after their
+        // last poll.
+        let every = sweep_interval(app.hub.presence().config().lease);
+        let mut presence_sweep = tokio::time::interval_at(start + every, every);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = sweep.tick() => {
                     app.hub.sweep();
+                }
+                now = presence_sweep.tick() => {
+                    app.hub.presence().sweep(now);
                 }
                 _ = summary.tick() => app.metrics.log_summary(&app.hub),
                 accepted = acceptor.accept() => {

@@ -12,6 +12,9 @@
 //! `epoch_changed` (the server restarted; ids start over) or `ahead` (the id
 //! is newer than anything published). Each answer carries an `ETag`; a
 //! repeated `If-None-Match` with nothing new gets 304.
+//!
+//! A poll with an identity leases its presence in the channel for
+//! `PresenceConfig::lease` (the [`presence`](crate::hub::presence) module).
 
 use serde::Serialize;
 
@@ -25,13 +28,23 @@ use crate::http::Request;
 use crate::hub::{FormatKey, MessageId, Poll, Since};
 
 /// Answers a short poll.
-pub(crate) async fn answer(app: &App, request: &Request, channel: &str) -> Response {
+pub(crate) async fn answer(
+    app: &App,
+    request: &Request,
+    channel: &str,
+    identity: Option<&str>,
+) -> Response {
     let since = match since_param(request, Since::Beginning) {
         Ok(since) => since,
         Err(response) => return response,
     };
     if let Err(e) = app.broker.attach(channel).await {
         return broker_error(&e);
+    }
+    if let Some(me) = identity {
+        app.hub
+            .presence()
+            .touch(channel, me, tokio::time::Instant::now());
     }
     let poll = app
         .hub

@@ -71,6 +71,12 @@ enum Route<'a> {
     Poll(&'a str),
     LongPoll(&'a str),
     Events(&'a str),
+    /// `GET /channels/NAME/presence`: who is there.
+    Presence(&'a str),
+    /// `DELETE /channels/NAME/presence`: a polling client leaving.
+    PresenceLeave(&'a str),
+    /// `GET /rtwire.js` and `/rtwire.d.ts`: the browser client.
+    Client(ClientFile),
     /// `GET /channels/NAME`: the WebSub topic.
     Topic(&'a str),
     /// `/webhooks…` (methods checked by the admin routes).
@@ -89,6 +95,8 @@ fn resolve<'a>(method: &str, path: &'a str) -> Route<'a> {
         "/metrics" => (Route::Metrics, "GET"),
         "/ws" => (Route::WebSocket, "GET"),
         "/websub" => (Route::WebSub, "POST"),
+        "/rtwire.js" => (Route::Client(ClientFile::Module), "GET"),
+        "/rtwire.d.ts" => (Route::Client(ClientFile::Types), "GET"),
         _ if path.starts_with("/webhooks") => {
             return match WebhookRoute::resolve(path) {
                 Some((route, _)) => Route::Webhooks(route),
@@ -109,13 +117,16 @@ fn resolve<'a>(method: &str, path: &'a str) -> Route<'a> {
                 "poll" => (Route::Poll(name), "GET"),
                 "long-poll" => (Route::LongPoll(name), "GET"),
                 "events" => (Route::Events(name), "GET"),
+                "presence" if method == "DELETE" => (Route::PresenceLeave(name), "DELETE"),
+                "presence" => (Route::Presence(name), "GET, HEAD, DELETE"),
                 _ => return Route::NotFound,
             }
         }
     };
     let method_ok = method == allow
         || (allow == "GET" && method == "HEAD" && route != Route::WebSocket)
-        || (matches!(route, Route::Topic(_)) && (method == "GET" || method == "HEAD"));
+        || (matches!(route, Route::Topic(_) | Route::Presence(_))
+            && (method == "GET" || method == "HEAD"));
     if method_ok {
         route
     } else {
@@ -158,6 +169,7 @@ async fn handle(
     let mut response = match route {
         Route::Demo => Response::new(200, "text/html; charset=utf-8", DEMO_PAGE),
         Route::Health => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
+        Route::Client(file) => file.response(&incoming.request),
         Route::Metrics => metrics(app, &incoming.request),
         Route::BadChannel => {
             Response::error(400, "invalid channel name: 1-64 of A-Z a-z 0-9 - _ . :")
@@ -180,6 +192,14 @@ async fn handle(
         }
         Route::Publish(channel) => publish(app, asker, &incoming.body, channel).await,
         Route::Topic(channel) => admin::topic(app, asker, channel).await,
+        Route::Presence(channel) => match authorize(app, asker, channel).await {
+            Ok(_) => presence_list(app, &incoming.request, channel),
+            Err(denied) => denied,
+        },
+        Route::PresenceLeave(channel) => match authorize(app, asker, channel).await {
+            Ok(identity) => presence_leave(app, channel, identity.as_deref()),
+            Err(denied) => denied,
+        },
         Route::Webhooks(route) => match &app.push {
             Some(push) => admin::webhooks(push, &incoming.request, &incoming.body, route).await,
             None => Response::error(404, "no such route"),
@@ -189,16 +209,17 @@ async fn handle(
             None => Response::error(404, "no such route"),
         },
         Route::Poll(channel) => match authorize(app, asker, channel).await {
-            Ok(_) => {
+            Ok(identity) => {
                 let _open = app.metrics.open(Transport::Poll);
-                poll::answer(app, &incoming.request, channel).await
+                poll::answer(app, &incoming.request, channel, identity.as_deref()).await
             }
             Err(denied) => denied,
         },
         Route::LongPoll(channel) => match authorize(app, asker, channel).await {
-            Ok(_) => {
+            Ok(identity) => {
                 let _open = app.metrics.open(Transport::LongPoll);
-                let answer = long_poll::answer(app, &incoming.request, channel);
+                let request = &incoming.request;
+                let answer = long_poll::answer(app, request, channel, identity.as_deref());
                 // A client that leaves frees its slot at once, not at the
                 // end of its timeout.
                 tokio::select! {
@@ -216,10 +237,11 @@ async fn handle(
             Err(denied) => denied,
         },
         Route::Events(channel) => match authorize(app, asker, channel).await {
-            Ok(_) => {
+            Ok(identity) => {
                 let _open = app.metrics.open(Transport::Sse);
                 log_request(&method, &path, 200);
-                sse::stream(app, conn, &incoming.request, channel).await;
+                let request = &incoming.request;
+                sse::stream(app, conn, request, channel, identity.as_deref()).await;
                 return Next::Done;
             }
             Err(denied) => denied,
@@ -255,6 +277,8 @@ fn route_label(route: &Route<'_>, app: &App) -> RouteLabel {
         Route::LongPoll(_) => RouteLabel::LongPoll,
         Route::Events(_) => RouteLabel::Events,
         Route::Topic(_) => RouteLabel::Topic,
+        Route::Presence(_) | Route::PresenceLeave(_) => RouteLabel::Presence,
+        Route::Client(_) => RouteLabel::Client,
         Route::Webhooks(_) => RouteLabel::Webhooks,
         Route::WebSub => RouteLabel::WebSub,
         Route::BadChannel => RouteLabel::BadChannel,
@@ -285,9 +309,82 @@ fn metrics(app: &App, request: &Request) -> Response {
 fn channel_route(path: &str) -> bool {
     matches!(
         resolve("GET", path),
-        Route::Poll(_) | Route::LongPoll(_) | Route::Events(_) | Route::Topic(_)
+        Route::Poll(_)
+            | Route::LongPoll(_)
+            | Route::Events(_)
+            | Route::Topic(_)
+            | Route::Presence(_)
     ) || matches!(resolve("POST", path), Route::Publish(_))
 }
+
+/// `GET /channels/NAME/presence`: `{"channel":"room","members":["alice"]}`,
+/// with an `ETag` that changes whenever someone comes or goes, so a
+/// client may ask every few seconds and mostly get 304.
+fn presence_list(app: &App, request: &Request, channel: &str) -> Response {
+    let snapshot = app.hub.presence().snapshot(channel);
+    let etag = format!("\"p{}\"", snapshot.revision);
+    if request.headers.get("if-none-match") == Some(etag.as_str()) {
+        return Response::new(304, "application/json", "").header("ETag", etag);
+    }
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        channel: &'a str,
+        members: &'a [String],
+    }
+    let mut body = json::to_vec(&List {
+        channel,
+        members: &snapshot.members,
+    });
+    body.push(b'\n');
+    Response::json(200, body)
+        .header("ETag", etag)
+        .header("Cache-Control", "no-cache")
+}
+
+/// `DELETE /channels/NAME/presence`: a polling client says it is leaving,
+/// rather than waiting for its lease to lapse. The identity comes from
+/// the request's user token; it stays present while it holds a stream or
+/// a socket in the channel.
+fn presence_leave(app: &App, channel: &str, identity: Option<&str>) -> Response {
+    match identity {
+        Some(me) => {
+            app.hub.presence().release(channel, me);
+            Response::new(204, "text/plain; charset=utf-8", "")
+        }
+        None => Response::error(400, "leaving presence needs a user token"),
+    }
+}
+
+/// The browser client, served from the binary (`client/` in the
+/// repository).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientFile {
+    /// `/rtwire.js`, the ES module.
+    Module,
+    /// `/rtwire.d.ts`, its types.
+    Types,
+}
+
+impl ClientFile {
+    fn response(self, request: &Request) -> Response {
+        let (content_type, text) = match self {
+            ClientFile::Module => ("text/javascript; charset=utf-8", CLIENT_MODULE),
+            ClientFile::Types => ("application/typescript; charset=utf-8", CLIENT_TYPES),
+        };
+        // The version is the crate's: a new binary may hold a new client.
+        let etag = concat!("\"rtwire-", env!("CARGO_PKG_VERSION"), "\"");
+        if request.headers.get("if-none-match") == Some(etag) {
+            return Response::new(304, content_type, "").header("ETag", etag);
+        }
+        Response::new(200, content_type, text)
+            .header("ETag", etag)
+            .header("Cache-Control", "no-cache")
+    }
+}
+
+/// The client module and its types, served from the binary.
+const CLIENT_MODULE: &str = include_str!("../../client/rtwire.js");
+const CLIENT_TYPES: &str = include_str!("../../client/rtwire.d.ts");
 
 /// What the client gets for a handler's answer: the response, a 500 if
 /// it cannot be sent as it is, a 503 if it came too late.
@@ -409,6 +506,19 @@ mod tests {
         assert_eq!(resolve("GET", "/channels/a/other"), Route::NotFound);
         assert_eq!(resolve("GET", "/nothing"), Route::NotFound);
         assert_eq!(resolve("HEAD", "/healthz"), Route::Health);
+        assert_eq!(resolve("GET", "/channels/a/presence"), Route::Presence("a"));
+        assert_eq!(
+            resolve("DELETE", "/channels/a/presence"),
+            Route::PresenceLeave("a")
+        );
+        assert_eq!(
+            resolve("POST", "/channels/a/presence"),
+            Route::WrongMethod("GET, HEAD, DELETE")
+        );
+        assert_eq!(
+            resolve("GET", "/rtwire.js"),
+            Route::Client(ClientFile::Module)
+        );
     }
 
     #[test]

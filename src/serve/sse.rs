@@ -12,22 +12,41 @@
 //! A payload that is not UTF-8, or holds a CR (which SSE would turn into a
 //! line break), goes as `event: binary` with its base64 in one `data:`
 //! line. The stream starts with `retry:`, sends a comment heartbeat every
-//! `sse_heartbeat`, and resumes after the id in `Last-Event-ID` (or the
+//! `sse_heartbeat`, sets the last event id to where it starts (an `id:`
+//! line alone, which dispatches no event), and resumes after the id in `Last-Event-ID` (or the
 //! `last-event-id` query parameter for a first connection). When the resume
 //! point is no longer exact the first event says so: `event: gap`,
 //! `event: epoch_changed` or `event: ahead`. A subscriber too slow to keep
 //! up gets `event: lagged` and the stream ends; the browser reconnects with
 //! its `Last-Event-ID` and loses nothing still in the history.
+//!
+//! A stream with an identity keeps it present in the channel (the
+//! [`presence`](crate::hub::presence) module), and every stream is told
+//! who comes and goes, as events without an id (they are not messages and
+//! take no part in resuming):
+//!
+//! ```text
+//! event: presence_change
+//! data: {"type":"presence_change","channel":"room","joined":["carol"],"left":[]}
+//!
+//! ```
+//!
+//! or, when changes came faster than the stream took them, the whole list
+//! as `event: presence` with `{"type":"presence","channel":…,"members":[…]}`.
 
 use base64::Engine;
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
+use tokio::sync::broadcast;
+
 use super::http_conn::HttpConn;
+use super::json;
 use super::metrics::Transport;
 use super::params::query_param;
 use super::response::Response;
 use super::routes::{broker_error, hub_error};
+use super::websocket::recv_change;
 use super::App;
 use super::Stream;
 use crate::http::Request;
@@ -40,6 +59,7 @@ pub(crate) async fn stream(
     mut conn: HttpConn<Stream>,
     request: &Request,
     channel: &str,
+    identity: Option<&str>,
 ) {
     let resume_from = request
         .headers
@@ -68,6 +88,10 @@ pub(crate) async fn stream(
             return;
         }
     };
+    let presence = app.hub.presence();
+    // Watching before holding: the stream hears of its own arrival.
+    let mut watch = presence.watch(channel);
+    let _present = identity.and_then(|me| presence.hold(channel, me));
     let mut head = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
          X-Accel-Buffering: no\r\nConnection: close\r\n",
@@ -84,6 +108,10 @@ pub(crate) async fn stream(
     if let Some(notice) = resume_notice(&subscription.resume()) {
         head.push_str(&notice);
     }
+    // Where the stream starts, as an id with no data: a client sets its
+    // last event id and dispatches nothing (WHATWG HTML §9.2.6), so a
+    // stream cut before its first message resumes from here, not live.
+    head.push_str(&format!("id: {}\n\n", subscription.position()));
     if conn.write_all(head.as_bytes()).await.is_err() {
         return;
     }
@@ -105,6 +133,18 @@ pub(crate) async fn stream(
                 }
                 Err(_) => return,
             },
+            change = recv_change(&mut watch) => match change {
+                Ok(change) => (presence_event("presence_change", &json::presence_change(&change)), 0),
+                // Changes were missed: the whole list instead.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let list = json::presence_list(channel, &presence.snapshot(channel).members);
+                    (presence_event("presence", &list), 0)
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    watch = None;
+                    continue;
+                }
+            },
             _ = heartbeat.tick() => (Bytes::from_static(b": heartbeat\n\n"), 0),
             _ = shutdown.changed() => return,
             // The client sends nothing more; a read that ends means it left.
@@ -120,6 +160,11 @@ pub(crate) async fn stream(
         }
         app.metrics.delivered(Transport::Sse, events);
     }
+}
+
+/// A presence event: one line of JSON, no id.
+fn presence_event(name: &str, json: &str) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
 }
 
 /// `response` readable by the pages CORS allows.

@@ -8,17 +8,28 @@
 //! | `{"op":"leave","channel":"room"}` | unsubscribe |
 //! | `{"op":"publish","channel":"room","data":"hi","except_self":true}` | to the room; `except_self` skips the sender's own socket |
 //! | `{"op":"send","user":"bob","data":"hi"}` | to one user (their private room `user:bob`) |
+//! | `{"op":"presence","channel":"room"}` | who is in the room: `{"type":"presence","channel":"room","members":[…]}` |
+//! | `{"op":"ping"}` | `{"type":"pong"}`: for clients that cannot see WebSocket pings (browsers) |
+//!
+//! Any command may carry `"ref":"…"` (a string of at most 64 bytes): its
+//! reply, whether `joined`, `left`, `published`, `presence`, `pong` or
+//! `error`, carries the same `ref`. Every command gets exactly one reply,
+//! in the order the commands came.
 //!
 //! `data_b64` may replace `data` for binary payloads. Unknown fields are
 //! ignored and `null` is as absent; a field given twice, a known field of
 //! the wrong type, or an unknown `op` gets an `error` reply (the rules are
 //! in the `json` module). To the client:
 //! `{"type":"message","channel":"room","id":"ID","data":"hi"}` for each
-//! delivery, `{"type":"joined","channel":"room","resume":"exact"}`,
+//! delivery, `{"type":"joined","channel":"room","resume":"exact","since":"ID"}`
+//! (`since`: where the subscription starts, to rejoin from after a drop),
 //! `{"type":"left",...}`, `{"type":"published","channel":"room","id":"ID"}`,
 //! and `{"type":"error","reason":"..."}` for a bad command. A client with
 //! an identity (a verified user token, see [`TokenAuth`](super::TokenAuth))
-//! is joined to `user:NAME` from the start.
+//! is joined to `user:NAME` from the start, and is present (the
+//! [`presence`](crate::hub::presence) module) in every room it joins;
+//! every socket in a room is told who comes and goes:
+//! `{"type":"presence_change","channel":"room","joined":["carol"],"left":[]}`.
 //!
 //! A socket that cannot keep up with a room is closed with 1013 (try again
 //! later) and the last id it got, from which it can rejoin with `since`.
@@ -28,17 +39,21 @@
 
 use bytes::Bytes;
 use std::collections::HashMap;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::auth::{Action, AuthRequest};
 use super::http_conn::HttpConn;
-use super::json::{self, decode_command, encode_delivery, Command, JsonId, Reply, ResumeFields};
+use super::json::{self, decode_tagged, encode_delivery, Command, JsonId, Reply, ResumeFields};
 use super::metrics::{Counted, Transport};
 use super::routes::check_private;
 use super::App;
 use super::Stream;
-use crate::hub::{Closed, FormatKey, MessageId, SenderId, Since, SubscribeOptions};
+use crate::hub::presence::PresenceChange;
+use crate::hub::{
+    Closed, FormatKey, MessageId, Presence, PresenceHold, SenderId, Since, SubscribeOptions,
+    Subscription,
+};
 use crate::proto::close::truncate_reason;
 use crate::proto::{CloseCode, Config, Message, Utf8Bytes};
 use crate::ws::{self, AcceptConfig, WebSocket};
@@ -58,6 +73,21 @@ enum Delivery {
         channel: String,
         last: Option<MessageId>,
     },
+    /// A notice that is not a message (presence), as JSON text.
+    Notice(String),
+}
+
+/// A joined room: the task that forwards its messages, and the socket's
+/// identity held present in it.
+struct Room {
+    task: JoinHandle<()>,
+    _present: Option<PresenceHold>,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 struct Session<'a> {
@@ -66,7 +96,7 @@ struct Session<'a> {
     asker: AuthRequest<'a>,
     identity: Option<String>,
     sender: SenderId,
-    rooms: HashMap<String, JoinHandle<()>>,
+    rooms: HashMap<String, Room>,
     tx: mpsc::Sender<Delivery>,
 }
 
@@ -113,7 +143,9 @@ pub(crate) async fn serve(
         tx,
     };
     if let Some(user) = &identity {
-        let reply = session.join(&format!("user:{user}"), Since::Live).await;
+        let room = format!("user:{user}");
+        let reply = session.join(&room, Since::Live, None).await;
+        let reply = reply.unwrap_or_else(|reason| error(&reason, None));
         let _ = socket.feed(Message::text(reply));
     }
     let mut shutdown = app.shutdown.clone();
@@ -132,7 +164,7 @@ pub(crate) async fn serve(
                     }
                 }
                 Ok(Some(Message::Binary(_))) => {
-                    let _ = socket.send(Message::text(error("commands are JSON text messages"))).await;
+                    let _ = socket.send(Message::text(error("commands are JSON text messages", None))).await;
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
@@ -159,6 +191,11 @@ pub(crate) async fn serve(
                     close(&mut socket, CloseCode(1013), &reason).await;
                     break;
                 }
+                Delivery::Notice(text) => {
+                    if socket.send(Message::text(text)).await.is_err() {
+                        break;
+                    }
+                }
             },
             _ = shutdown.changed() => {
                 close(&mut socket, CloseCode::GOING_AWAY, "server shutting down").await;
@@ -170,9 +207,8 @@ pub(crate) async fn serve(
             }
         }
     }
-    for (_, task) in session.rooms.drain() {
-        task.abort();
-    }
+    // Dropping the rooms ends their tasks and their members' presence.
+    session.rooms.clear();
 }
 
 /// Sends a close frame and waits (briefly) for the client's reply.
@@ -187,128 +223,203 @@ async fn close(socket: &mut WebSocket<Counted<Stream>>, code: CloseCode, reason:
 }
 
 impl Session<'_> {
-    /// Runs one command; returns the reply (empty: none).
+    /// Runs one command; returns the reply, with the command's `ref`.
     async fn command(&mut self, text: &str) -> String {
-        let command = match decode_command(text.as_bytes()) {
+        let tagged = decode_tagged(text.as_bytes());
+        let reference = tagged.reference.as_deref();
+        let command = match tagged.command {
             Ok(command) => command,
-            Err(e) => return error(&e.to_string()),
+            Err(e) => return error(&e.to_string(), reference),
         };
-        match command {
+        let outcome = match command {
             Command::Join { channel, since } => {
                 let since = since.map_or(Since::Live, Since::After);
-                self.join(&channel, since).await
+                self.join(&channel, since, reference).await
             }
             Command::Leave { channel } => match self.rooms.remove(channel.as_ref()) {
-                Some(task) => {
-                    task.abort();
-                    json::to_string(&Reply::Left { channel: &channel })
-                }
-                None => error("not joined"),
+                Some(_) => Ok(Reply::Left { channel: &channel }.to_string_with(reference)),
+                None => Err("not joined".to_owned()),
             },
             Command::Publish {
                 channel,
                 data,
                 except_self,
-            } => self.publish(&channel, data, except_self).await,
+            } => self.publish(&channel, data, except_self, reference).await,
             Command::Send { user, data } => {
-                self.publish(&format!("user:{user}"), data, false).await
+                let room = format!("user:{user}");
+                self.publish(&room, data, false, reference).await
             }
+            Command::Presence { channel } => self.presence(&channel, reference).await,
+            Command::Ping => Ok(Reply::Pong.to_string_with(reference)),
+        };
+        outcome.unwrap_or_else(|reason| error(&reason, reference))
+    }
+
+    /// The members of `channel`, for a socket that may read it.
+    async fn presence(&self, channel: &str, reference: Option<&str>) -> Result<String, String> {
+        self.permit(Action::Subscribe(channel)).await?;
+        let snapshot = self.app.hub.presence().snapshot(channel);
+        Ok(Reply::Presence {
+            channel,
+            members: &snapshot.members,
         }
+        .to_string_with(reference))
     }
 
     /// Whether this socket may do `action` on its channel: a valid name,
     /// the hook's verdict, and private rooms only for their owner. `Err`
-    /// holds the error reply.
+    /// holds the reason.
     async fn permit(&self, action: Action<'_>) -> Result<(), String> {
         let channel = match action {
             Action::Subscribe(c) | Action::Publish(c) => c,
             Action::Connect => return Ok(()),
         };
         if !super::valid_channel(channel) {
-            return Err(error("invalid channel name"));
+            return Err("invalid channel name".to_owned());
         }
         if let Err(denied) = self.app.auth.authorize(self.asker, action).await {
-            return Err(error(&denied.reason));
+            return Err(denied.reason);
         }
         if matches!(action, Action::Subscribe(_))
             && check_private(channel, self.identity.as_deref()).is_err()
         {
-            return Err(error(&format!("{channel} is private")));
+            return Err(format!("{channel} is private"));
         }
         Ok(())
     }
 
-    async fn join(&mut self, channel: &str, since: Since) -> String {
-        if let Err(reply) = self.permit(Action::Subscribe(channel)).await {
-            return reply;
-        }
+    async fn join(
+        &mut self,
+        channel: &str,
+        since: Since,
+        reference: Option<&str>,
+    ) -> Result<String, String> {
+        self.permit(Action::Subscribe(channel)).await?;
         if self.rooms.contains_key(channel) {
-            return error("already joined");
+            return Err("already joined".to_owned());
         }
         let limit = self.app.config.ws_max_rooms;
         if self.rooms.len() >= limit {
-            return error(&format!("too many rooms: at most {limit} per socket"));
+            return Err(format!("too many rooms: at most {limit} per socket"));
         }
-        if let Err(e) = self.app.broker.attach(channel).await {
-            return error(&e.to_string());
-        }
-        let mut subscription = match self.app.hub.subscribe_with(
-            channel,
-            SubscribeOptions {
-                since,
-                skip_sender: Some(self.sender),
-            },
-        ) {
-            Ok(subscription) => subscription,
-            Err(e) => return error(&e.to_string()),
-        };
+        self.app
+            .broker
+            .attach(channel)
+            .await
+            .map_err(|e| e.to_string())?;
+        let subscription = self
+            .app
+            .hub
+            .subscribe_with(
+                channel,
+                SubscribeOptions {
+                    since,
+                    skip_sender: Some(self.sender),
+                },
+            )
+            .map_err(|e| e.to_string())?;
         let resume = subscription.resume();
-        let tx = self.tx.clone();
-        let name = channel.to_owned();
-        let task = tokio::spawn(async move {
-            loop {
-                let delivery = match subscription.recv().await {
-                    Ok(message) => {
-                        Delivery::Message(message.encoded(FormatKey::WS_TEXT, encode_delivery))
-                    }
-                    Err(Closed::Lagged) => Delivery::Lagged {
-                        channel: name.clone(),
-                        last: subscription.last_seen(),
-                    },
-                    Err(Closed::Reset) => Delivery::Reset {
-                        channel: name.clone(),
-                        last: subscription.last_seen(),
-                    },
-                    Err(_) => return,
-                };
-                let lagged = !matches!(delivery, Delivery::Message(_));
-                if tx.send(delivery).await.is_err() || lagged {
-                    return;
-                }
-            }
-        });
-        self.rooms.insert(channel.to_owned(), task);
-        json::to_string(&Reply::Joined {
+        let position = subscription.position();
+        let presence = self.app.hub.presence();
+        // Watching before holding: the socket hears of its own arrival.
+        let watch = presence.watch(channel);
+        let present = self
+            .identity
+            .as_deref()
+            .and_then(|me| presence.hold(channel, me));
+        let task = tokio::spawn(forward(
+            subscription,
+            watch,
+            presence.clone(),
+            channel.to_owned(),
+            self.tx.clone(),
+        ));
+        let room = Room {
+            task,
+            _present: present,
+        };
+        self.rooms.insert(channel.to_owned(), room);
+        Ok(Reply::Joined {
             channel,
             resume: ResumeFields(&resume),
-        })
+            since: JsonId(position),
+        }
+        .to_string_with(reference))
     }
 
-    async fn publish(&self, channel: &str, data: Bytes, except_self: bool) -> String {
-        if let Err(reply) = self.permit(Action::Publish(channel)).await {
-            return reply;
-        }
+    async fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        except_self: bool,
+        reference: Option<&str>,
+    ) -> Result<String, String> {
+        self.permit(Action::Publish(channel)).await?;
         let sender = except_self.then_some(self.sender);
         match self.app.broker.publish(channel, data, sender).await {
-            Ok(id) => json::to_string(&Reply::Published {
+            Ok(id) => Ok(Reply::Published {
                 channel,
                 id: JsonId(id),
-            }),
-            Err(e) => error(&e.to_string()),
+            }
+            .to_string_with(reference)),
+            Err(e) => Err(e.to_string()),
         }
     }
 }
 
-fn error(reason: &str) -> String {
-    json::to_string(&Reply::Error { reason })
+/// A room's task: forwards its messages and presence changes to the
+/// socket until the subscription ends.
+async fn forward(
+    mut subscription: Subscription,
+    mut watch: Option<broadcast::Receiver<PresenceChange>>,
+    presence: Presence,
+    name: String,
+    tx: mpsc::Sender<Delivery>,
+) {
+    loop {
+        let delivery = tokio::select! {
+            next = subscription.recv() => match next {
+                Ok(message) => Delivery::Message(message.encoded(FormatKey::WS_TEXT, encode_delivery)),
+                Err(Closed::Lagged) => Delivery::Lagged {
+                    channel: name.clone(),
+                    last: subscription.last_seen(),
+                },
+                Err(Closed::Reset) => Delivery::Reset {
+                    channel: name.clone(),
+                    last: subscription.last_seen(),
+                },
+                Err(_) => return,
+            },
+            change = recv_change(&mut watch) => match change {
+                Ok(change) => Delivery::Notice(json::presence_change(&change)),
+                // Changes were missed: the whole list instead.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let snapshot = presence.snapshot(&name);
+                    Delivery::Notice(json::presence_list(&name, &snapshot.members))
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    watch = None;
+                    continue;
+                }
+            },
+        };
+        let last = matches!(delivery, Delivery::Lagged { .. } | Delivery::Reset { .. });
+        if tx.send(delivery).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The next presence change, or never without a watcher.
+pub(crate) async fn recv_change(
+    watch: &mut Option<broadcast::Receiver<PresenceChange>>,
+) -> Result<PresenceChange, broadcast::error::RecvError> {
+    match watch {
+        Some(watch) => watch.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn error(reason: &str, reference: Option<&str>) -> String {
+    Reply::Error { reason }.to_string_with(reference)
 }

@@ -176,9 +176,12 @@ impl Sse {
                 .ok()
                 .flatten()?;
             if line.is_empty() {
-                if event != SseEvent::default() {
+                // An event without data is not dispatched (WHATWG HTML
+                // §9.2.6): the stream's starting `id:` line alone.
+                if !event.data.is_empty() {
                     return Some(event);
                 }
+                event = SseEvent::default();
                 continue;
             }
             if let Some(v) = line.strip_prefix("id: ") {

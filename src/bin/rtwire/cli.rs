@@ -101,6 +101,14 @@ pub struct ServeArgs {
     /// seconds after its last message.
     #[arg(long, value_name = "SECONDS", default_value_t = ServeConfig::default().hub.idle_timeout.as_secs(), env = "RTWIRE_CHANNEL_IDLE_TIMEOUT")]
     pub channel_idle_timeout: u64,
+    /// A polling client (short or long polls) with a user token stays in
+    /// its channel's presence list this many seconds after its last poll.
+    #[arg(long, value_name = "SECONDS", default_value_t = ServeConfig::default().hub.presence.lease.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400), env = "RTWIRE_PRESENCE_TIMEOUT")]
+    pub presence_timeout: u64,
+    /// The most members one channel's presence lists; more still connect,
+    /// unlisted.
+    #[arg(long, value_name = "N", default_value_t = ServeConfig::default().hub.presence.max_members, env = "RTWIRE_PRESENCE_MAX_MEMBERS")]
+    pub presence_max_members: usize,
     /// An origin whose pages may use the HTTP transports across origins
     /// (CORS), as `https://app.example.com`, or `*` for any; repeat the
     /// flag or separate origins with commas. Default: none (closed).

@@ -18,6 +18,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     config.hub.history_bytes = args.history_bytes;
     config.hub.history_bytes_total = args.history_bytes_total;
     config.hub.idle_timeout = std::time::Duration::from_secs(args.channel_idle_timeout);
+    config.hub.presence = config
+        .hub
+        .presence
+        .clone()
+        .lease(Duration::from_secs(args.presence_timeout))
+        .max_members(args.presence_max_members);
     config.metrics_token = args.metrics_token;
     if !args.cors_origin.is_empty() {
         let cors =
