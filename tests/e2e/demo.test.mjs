@@ -28,6 +28,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import * as support from './support.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..', '..');
@@ -69,6 +70,11 @@ let base; // http://127.0.0.1:PORT
 let browser;
 
 const unique = () => randomBytes(4).toString('hex');
+
+async function startProxyFor(port) {
+  const { startProxy } = await import('./proxy.mjs');
+  return startProxy({ targetPort: port });
+}
 
 /** Rejects after `ms` with a message naming what was awaited. */
 function within(ms, promise, what) {
@@ -274,6 +280,63 @@ test(`over ${HTTP_SCHEME}, one message reaches all four transports at once, with
     for (const { problems } of pages) assert.deepEqual(problems, [], 'errors in the page');
   } finally {
     await Promise.all(pages.map(({ context }) => context.close().catch(() => {})));
+  }
+});
+
+test(`over ${HTTP_SCHEME}, "Any" connects via WebSocket and the form publishes through the client`, { timeout: 4 * WAIT_MS }, async () => {
+  const { page, context, problems } = await openDemo();
+  try {
+    // The page connects on load with the default choice.
+    assert.equal(await page.locator('#transport').inputValue(), 'auto');
+    await waitForStatus(page, 'connected via WebSocket');
+    const text = `typed #${unique()}`;
+    await page.locator('#text').fill(text);
+    await page.locator('#send button').click();
+    const id = await waitForMessage(page, `guest: ${text}`);
+    assert.match(id, /^[0-9a-f]+-\d+$/);
+    assert.deepEqual(problems, [], 'errors in the page');
+  } finally {
+    await context.close().catch(() => {});
+  }
+});
+
+test(`over ${HTTP_SCHEME}, the demo shows who is here (user tokens), and a restart as a gap`, { timeout: 6 * WAIT_MS }, async () => {
+  const dir = support.scratch();
+  const secret = support.userSecretFile(dir.dir);
+  let own = await support.startServer({ args: ['--user-secret-file', secret] });
+  const proxy = await startProxyFor(own.port);
+  const origin = `${HTTP_SCHEME}://127.0.0.1:${proxy.port}`;
+  const pages = [];
+  try {
+    const room = `e2e-presence-${unique()}`;
+    for (const name of ['alice', 'bob']) {
+      const context = await browser.newContext();
+      context.setDefaultTimeout(WAIT_MS);
+      const page = await context.newPage();
+      pages.push({ page, context });
+      await page.goto(`${origin}/`);
+      await page.locator('#channel').fill(room);
+      await page.locator('#token').fill(await support.mintUserToken(name, secret));
+      await page.locator('#connect').click();
+      await waitForStatus(page, 'connected via WebSocket');
+    }
+    const here = (page, expected) => page.waitForFunction(
+      (text) => document.getElementById('presence').textContent === text, expected, { timeout: WAIT_MS });
+    await here(pages[0].page, 'alice, bob');
+    await pages[1].context.close();
+    await here(pages[0].page, 'alice');
+    // A new server (a new epoch) behind the proxy: the page says so.
+    await own.stop();
+    own = await support.startServer({ args: ['--user-secret-file', secret] });
+    proxy.setTarget(own.port);
+    await pages[0].page.locator('#log li.gap', { hasText: 'the server restarted' }).waitFor({ timeout: WAIT_MS });
+    await waitForStatus(pages[0].page, 'connected via WebSocket');
+    await pages[0].page.screenshot({ path: join(ARTIFACTS, `${SHOT_PREFIX}presence.png`), timeout: WAIT_MS }).catch(() => {});
+  } finally {
+    await Promise.all(pages.map(({ context }) => context.close().catch(() => {})));
+    await proxy.stop();
+    await own.stop();
+    dir.remove();
   }
 });
 
