@@ -7,7 +7,8 @@
 //! channel names accepted are within the documented set. The `/ws` command
 //! decoder (serde_json underneath): a refusal has a short reason, and a
 //! command it accepts, written again with `Command::to_json`, decodes to
-//! the same command. The input's bytes as a payload (binary or text, any
+//! the same command; a `ref` it accepts is at most `MAX_REF` bytes and
+//! comes back unchanged in the JSON of the answer. The input's bytes as a payload (binary or text, any
 //! control characters) go through the delivery and poll encoders and a
 //! `publish` command: each writes an object the decoder reads back with
 //! exactly those bytes.
@@ -15,8 +16,8 @@
 use bytes::Bytes;
 use rtwire::hub::MessageId;
 use rtwire::serve::fuzzing::{
-    decode_command, encode_delivery_json, encode_poll_item_json, percent_decode, query_param,
-    Command,
+    decode_command, decode_tagged, encode_delivery_json, encode_poll_item_json, error_reply,
+    percent_decode, query_param, Command, MAX_REF,
 };
 use rtwire::serve::{valid_channel, MAX_CHANNEL_LEN};
 
@@ -65,7 +66,24 @@ pub fn check_command(data: &[u8]) {
             assert!(reason.len() <= MAX_REASON, "a long reason: {reason}");
         }
     }
+    check_ref(data);
     check_payload(data);
+}
+
+/// A command's `ref` is bounded, and its answer carries it as it came.
+fn check_ref(data: &[u8]) {
+    let Some(reference) = decode_tagged(data).reference else {
+        return;
+    };
+    assert!(reference.len() <= MAX_REF, "a long ref: {reference:?}");
+    let answer = error_reply("bad \"command\"", Some(&reference));
+    let value: serde_json::Value = serde_json::from_str(&answer).expect("an answer is JSON");
+    assert_eq!(value["ref"].as_str(), Some(&*reference), "{answer}");
+    assert_eq!(
+        value["reason"].as_str(),
+        Some("bad \"command\""),
+        "{answer}"
+    );
 }
 
 /// `data` as a payload: every encoder writes JSON that carries it exactly.

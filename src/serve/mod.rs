@@ -49,9 +49,16 @@ pub use params::{valid_channel, MAX_CHANNEL_LEN};
 /// fuzz targets in `fuzz/`. Not part of the stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use super::json::{decode_command, encode_delivery_json, encode_poll_item_json};
-    pub use super::json::{Command, CommandError};
+    pub use super::json::{
+        decode_command, decode_tagged, encode_delivery_json, encode_poll_item_json,
+    };
+    pub use super::json::{Command, CommandError, Tagged, MAX_REF};
     pub use super::params::{percent_decode, query_param};
+
+    /// The `error` answer to a command, carrying its `ref` as `/ws` sends it.
+    pub fn error_reply(reason: &str, reference: Option<&str>) -> String {
+        super::json::Reply::Error { reason }.to_string_with(reference)
+    }
 }
 
 use std::fmt;
