@@ -374,7 +374,7 @@ impl Presence {
     }
 
     /// The changes in `channel` from now on. `None` for private rooms.
-    /// A watcher that falls [`WATCH_CAPACITY`] changes behind is told
+    /// A watcher that falls 64 changes behind is told
     /// `Lagged` and should take a fresh [`Presence::snapshot`].
     pub fn watch(&self, channel: &str) -> Option<broadcast::Receiver<PresenceChange>> {
         if !tracked(channel) {
