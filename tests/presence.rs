@@ -1,6 +1,7 @@
 //! Presence over every transport: who is in a channel, as `/ws` commands
 //! and notices, SSE events, and `GET`/`DELETE /channels/NAME/presence`,
 //! with leases for polling clients.
+#![cfg(feature = "serve")]
 
 mod common;
 
