@@ -6,8 +6,9 @@ use super::message::HubMessage;
 use super::Counters;
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use tokio::sync::Notify;
+use std::task::{Context, Poll, Waker};
 
 /// Why a subscription ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,8 +52,6 @@ pub(crate) enum Offer {
 /// [`Subscription`]. Publishers hold the lock only to push, never wait.
 pub(crate) struct Queue {
     state: Mutex<QueueState>,
-    /// Woken when the queue turns non-empty or closes; one consumer only.
-    notify: Notify,
 }
 
 #[derive(Default)]
@@ -62,6 +61,10 @@ struct QueueState {
     /// The sum of those counts.
     bytes: usize,
     closed: Option<Closed>,
+    /// The consumer, waiting for the queue to turn non-empty or close.
+    /// Set and taken under the lock, so no push can slip between the
+    /// consumer finding the queue empty and its waker being here.
+    waker: Option<Waker>,
 }
 
 /// How much may wait in one subscriber's queue.
@@ -77,7 +80,6 @@ impl Queue {
     pub(crate) fn new() -> Queue {
         Queue {
             state: Mutex::default(),
-            notify: Notify::new(),
         }
     }
 
@@ -101,11 +103,12 @@ impl Queue {
         }
         state.bytes += cost;
         state.buf.push_back((message.clone(), cost));
-        drop(state);
         // The consumer only sleeps after finding the queue empty, so only
         // the push that ends emptiness needs to wake it.
-        if was_empty {
-            self.notify.notify_one();
+        let waker = if was_empty { state.waker.take() } else { None };
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
         }
         Offer::Queued
     }
@@ -117,16 +120,27 @@ impl Queue {
         state.closed.get_or_insert(reason);
         state.buf = VecDeque::new();
         state.bytes = 0;
+        let waker = state.waker.take();
         drop(state);
-        self.notify.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
-    fn pop(&self) -> Result<Option<Arc<HubMessage>>, Closed> {
+    /// The next message; with `waker`, when there is none, it is kept to
+    /// be woken by the next push or the close.
+    fn pop(&self, waker: Option<&Waker>) -> Result<Option<Arc<HubMessage>>, Closed> {
         let mut state = self.lock();
         if let Some(reason) = state.closed {
             return Err(reason);
         }
         let Some((message, cost)) = state.buf.pop_front() else {
+            if let Some(waker) = waker {
+                match &mut state.waker {
+                    Some(kept) => kept.clone_from(waker),
+                    none => *none = Some(waker.clone()),
+                }
+            }
             return Ok(None);
         };
         state.bytes -= cost;
@@ -219,13 +233,18 @@ impl Subscription {
     /// Cancel-safe: a message is taken only when the future completes.
     /// After an error every later call returns the same error.
     pub async fn recv(&mut self) -> Result<Arc<HubMessage>, Closed> {
-        loop {
-            if let Some(message) = self.try_recv()? {
-                return Ok(message);
-            }
-            // A push between `try_recv` and here leaves a permit, so this
-            // cannot miss a wake-up.
-            self.queue.notify.notified().await;
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The poll form of [`recv`](Self::recv): `Pending` when nothing is
+    /// queued, and `cx` is woken by the next message or the end. For a task
+    /// that serves many subscriptions itself (one socket's rooms), and then
+    /// drains each with [`try_recv`](Self::try_recv) to write what is
+    /// queued at once.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Arc<HubMessage>, Closed>> {
+        match self.take(Some(cx.waker()))? {
+            Some(message) => Poll::Ready(Ok(message)),
+            None => Poll::Pending,
         }
     }
 
@@ -235,8 +254,14 @@ impl Subscription {
     /// history still undelivered: [`Subscription::resume_from`] picks it
     /// up again.
     pub fn try_recv(&mut self) -> Result<Option<Arc<HubMessage>>, Closed> {
+        self.take(None)
+    }
+
+    /// The next message, history first, moving the cursor past it; with
+    /// `waker`, kept to be woken when there is none yet.
+    fn take(&mut self, waker: Option<&Waker>) -> Result<Option<Arc<HubMessage>>, Closed> {
         let next = if self.backlog.is_empty() {
-            self.queue.pop()
+            self.queue.pop(waker)
         } else {
             match self.queue.closed() {
                 Some(reason) => Err(reason),
