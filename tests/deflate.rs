@@ -460,3 +460,103 @@ fn compressed_frames_from_client_are_masked() {
     assert_eq!(frames[0].opcode, OpCode::Text);
     assert_eq!(ev.len(), 1);
 }
+
+// ----- one message compressed for many connections -----
+
+/// The window and takeover settings a server may agree to, each a key or not.
+fn server_configs() -> Vec<DeflateConfig> {
+    let mut configs = Vec::new();
+    for bits in [9u8, 12, 15] {
+        for no_takeover in [false, true] {
+            configs.push(DeflateConfig {
+                server_max_window_bits: bits,
+                server_no_context_takeover: no_takeover,
+                ..DeflateConfig::default()
+            });
+        }
+    }
+    configs
+}
+
+#[test]
+fn precompressed_frames_are_the_frames_send_writes_and_inflate_back() {
+    let texts = [json_like(3), noise(5000), "tiny".to_owned(), String::new()];
+    for config in server_configs() {
+        let (mut sender, _) = pair(&config, &DeflateConfig::default());
+        let key = sender.compression_key();
+        // A key exactly when the server starts afresh with every message.
+        assert_eq!(
+            key.is_some(),
+            config.server_no_context_takeover,
+            "{config:?}"
+        );
+        assert_eq!(key, config.server_compression_key(), "{config:?}");
+        let Some(key) = key else { continue };
+        for text in &texts {
+            let (mut plain, mut client) = pair(&config, &DeflateConfig::default());
+            let compressed = bytes::Bytes::from(key.compress(text.as_bytes()));
+            // Twice: the second must not depend on the first.
+            for _ in 0..2 {
+                sender
+                    .send_precompressed(Message::text(text.clone()), key, compressed.clone())
+                    .unwrap();
+                plain.send(Message::text(text.clone())).unwrap();
+                let wire = output(&mut sender);
+                assert_eq!(wire, output(&mut plain), "{config:?}, {} bytes", text.len());
+                let (head, _) = rtwire::proto::frame::FrameHeader::decode(&wire)
+                    .unwrap()
+                    .unwrap();
+                let rsv1 = head.rsv & 0b100 != 0;
+                assert_eq!(rsv1, key.compresses(text.len()), "{} bytes", text.len());
+                client.receive_data(&wire);
+                assert_eq!(
+                    events(&mut client),
+                    vec![Event::Message(Message::text(text.clone()))]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn precompressed_for_another_key_is_sent_as_plain_send_would() {
+    let text = json_like(20);
+    let lean = DeflateConfig::lean();
+    let (shared, _) = pair(&lean, &DeflateConfig::default());
+    let key = shared.compression_key().expect("lean has a key");
+    let compressed = bytes::Bytes::from(key.compress(text.as_bytes()));
+    let other_window = DeflateConfig {
+        server_max_window_bits: 12,
+        ..lean.clone()
+    };
+    // Context takeover, another window, no extension at all: each sends
+    // what its own send would, never the foreign bytes.
+    let receivers: Vec<(Connection, Connection)> = vec![
+        pair(&DeflateConfig::default(), &DeflateConfig::default()),
+        pair(&other_window, &DeflateConfig::default()),
+        (
+            Connection::new(Role::Server, Config::default()),
+            Connection::new(Role::Client, Config::default()),
+        ),
+    ];
+    for (mut server, mut client) in receivers {
+        assert_ne!(server.compression_key(), Some(key));
+        server
+            .send_precompressed(Message::text(text.clone()), key, compressed.clone())
+            .unwrap();
+        let wire = output(&mut server);
+        assert_ne!(decode_all(&wire)[0].payload, compressed.to_vec());
+        client.receive_data(&wire);
+        assert_eq!(
+            events(&mut client),
+            vec![Event::Message(Message::text(text.clone()))]
+        );
+    }
+    // A closing connection refuses it as send does.
+    let (mut server, _) = pair(&lean, &DeflateConfig::default());
+    server.close(rtwire::proto::CloseCode::NORMAL, "").unwrap();
+    assert_eq!(
+        server.send_precompressed(Message::text(text), key, compressed),
+        Err(rtwire::proto::SendError::Closed)
+    );
+}

@@ -45,7 +45,7 @@ use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
 use super::close::{encode_payload, truncate_reason, CloseCode, CloseFrame, MAX_REASON_LEN};
-use super::deflate::{Codec, Deflate, InflateError};
+use super::deflate::{Codec, CompressionKey, Deflate, InflateError};
 use super::error::{ProtocolError, SendError};
 use super::frame::{FrameHeader, OpCode, MAX_HEADER_LEN, RSV1};
 use super::mask::apply_mask;
@@ -286,6 +286,13 @@ impl Connection {
     /// Whether permessage-deflate is in use.
     pub fn deflate_enabled(&self) -> bool {
         self.deflate.is_some()
+    }
+
+    /// The key of this connection's compression when it compresses each
+    /// message from a fresh state (no context takeover on its side), for
+    /// [`send_precompressed`](Self::send_precompressed); `None` otherwise.
+    pub fn compression_key(&self) -> Option<CompressionKey> {
+        self.deflate.as_ref()?.key()
     }
 
     /// This end's role.
@@ -844,6 +851,41 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a text or binary `message` whose payload was compressed once
+    /// for many connections: `compressed` must be `key.compress(payload)`
+    /// ([`CompressionKey::compress`]). A connection of that key sends
+    /// `compressed` as the message (RSV1 set, RFC 7692 §6); any other
+    /// connection, or a message under the key's threshold, sends `message`
+    /// as [`send`](Self::send) does. The frame is the same as `send`'s,
+    /// without compressing per connection.
+    ///
+    /// Fails as `send` does; a control or close `message` is sent as
+    /// `send` sends it.
+    pub fn send_precompressed(
+        &mut self,
+        message: Message,
+        key: CompressionKey,
+        compressed: Bytes,
+    ) -> Result<(), SendError> {
+        let opcode = match &message {
+            Message::Text(text) if key.compresses(text.len()) => OpCode::Text,
+            Message::Binary(data) if key.compresses(data.len()) => OpCode::Binary,
+            _ => return self.send(message),
+        };
+        if self.compression_key() != Some(key) {
+            return self.send(message);
+        }
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        let limit = self.config.max_write_buffer;
+        if self.buffered_output() >= limit {
+            return Err(SendError::WriteBufferFull { limit });
+        }
+        self.write_frame_payload(RSV1, opcode, compressed);
+        Ok(())
+    }
+
     /// Starts the closing handshake with `code` and `reason` (RFC 6455 §7.1.2).
     ///
     /// Afterwards data can no longer be sent, but incoming messages are still
@@ -986,6 +1028,12 @@ impl Connection {
             }
             _ => (0, payload),
         };
+        self.write_frame_payload(rsv, opcode, payload);
+    }
+
+    /// One whole data frame of `payload`: large payloads of a server are
+    /// queued as they are, not copied.
+    fn write_frame_payload(&mut self, rsv: u8, opcode: OpCode, payload: Bytes) {
         if self.role == Role::Server && payload.len() >= ZERO_COPY_MIN {
             self.write_header(true, rsv, opcode, payload.len());
             if !self.output.is_empty() {

@@ -35,6 +35,16 @@
 //! Most of the default's cost is the compressor (window, hash chains and
 //! pending buffer; flate2 does not expose zlib's `memLevel`). A server with
 //! many connections should prefer `server_no_context_takeover`, or `lean()`.
+//!
+//! ## One message to many connections
+//!
+//! Without context takeover on its side, a connection compresses every
+//! message from a fresh state, so every connection with the same window
+//! and level sends a message as the same bytes (RFC 7692 §7.1.1.1: the
+//! compressor "MUST" start over per message). Such a connection has a
+//! [`CompressionKey`]: compress a broadcast once with
+//! [`CompressionKey::compress`] and queue it on each connection of that
+//! key with [`Connection::send_precompressed`](super::Connection::send_precompressed).
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::fmt;
@@ -94,6 +104,28 @@ impl DeflateConfig {
             client_no_context_takeover: true,
             ..DeflateConfig::default()
         }
+    }
+
+    /// The [`CompressionKey`] of the server connections that accept an
+    /// offer with this configuration and no smaller window: `None` unless
+    /// `server_no_context_takeover` is set (with context takeover each
+    /// connection's output depends on what it sent before).
+    ///
+    /// ```
+    /// use rtwire::proto::deflate::DeflateConfig;
+    /// let lean = DeflateConfig::lean();
+    /// let (agreed, _) = lean.accept_offers(["permessage-deflate"]).unwrap();
+    /// assert_eq!(lean.server_compression_key(), agreed.server_compression_key());
+    /// assert!(DeflateConfig::default().server_compression_key().is_none());
+    /// ```
+    pub fn server_compression_key(&self) -> Option<CompressionKey> {
+        let params = DeflateParams {
+            server_no_context_takeover: self.server_no_context_takeover,
+            client_no_context_takeover: self.client_no_context_takeover,
+            server_max_window_bits: self.server_bits(),
+            client_max_window_bits: self.client_bits(),
+        };
+        self.agreed(params).server_compression_key()
     }
 
     fn server_bits(&self) -> u8 {
@@ -286,6 +318,48 @@ pub struct DeflateParams {
     pub client_max_window_bits: u8,
 }
 
+/// What decides the bytes a connection sends a message as, when it
+/// compresses each message on its own (no context takeover on its side):
+/// connections with equal keys send equal bytes for the same message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CompressionKey {
+    bits: u8,
+    level: u32,
+    threshold: usize,
+}
+
+impl CompressionKey {
+    /// Whether a message of `len` bytes is compressed (else it is sent as it is).
+    pub fn compresses(&self, len: usize) -> bool {
+        len >= self.threshold
+    }
+
+    /// `payload` compressed as a connection of this key compresses one
+    /// message (RFC 7692 §7.2.1), for
+    /// [`Connection::send_precompressed`](super::Connection::send_precompressed).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use rtwire::proto::deflate::DeflateConfig;
+    /// use rtwire::proto::{Config, Connection, Message, Role};
+    ///
+    /// let (agreed, _) = DeflateConfig::lean().accept_offers(["permessage-deflate"]).unwrap();
+    /// let text = "a broadcast, compressed once for every connection ".repeat(4);
+    /// let mut one = Connection::new(Role::Server, Config::default()).with_deflate(agreed);
+    /// let mut two = Connection::new(Role::Server, Config::default()).with_deflate(agreed);
+    /// let key = one.compression_key().unwrap();
+    /// let compressed = Bytes::from(key.compress(text.as_bytes()));
+    /// one.send_precompressed(Message::text(text.clone()), key, compressed).unwrap();
+    /// two.send(Message::text(text)).unwrap();
+    /// assert_eq!(one.poll_transmit(), two.poll_transmit()); // the same frame
+    /// ```
+    pub fn compress(&self, payload: &[u8]) -> Vec<u8> {
+        let mut compressor =
+            Compress::new_with_window_bits(Compression::new(self.level), false, self.bits);
+        deflate_message(&mut compressor, payload)
+    }
+}
+
 /// An agreed permessage-deflate extension, ready for a [`Connection`](super::Connection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deflate {
@@ -295,6 +369,13 @@ pub struct Deflate {
 }
 
 impl Deflate {
+    /// The [`CompressionKey`] of a server connection with this agreement:
+    /// `None` with context takeover on the server's side, or a window too
+    /// small to compress with (8 bits: it then sends uncompressed).
+    pub fn server_compression_key(&self) -> Option<CompressionKey> {
+        Codec::new(*self, true).key()
+    }
+
     /// The agreed parameters.
     pub fn params(&self) -> &DeflateParams {
         &self.params
@@ -556,36 +637,25 @@ impl Codec {
         self.own_bits.is_some() && len >= self.agreed.threshold
     }
 
-    /// Compresses one whole message (RFC 7692 §7.2.1): deflate with a sync
-    /// flush, then remove the trailing `00 00 ff ff`.
+    /// The key of this end's compression, when each message is compressed
+    /// from a fresh state.
+    pub(crate) fn key(&self) -> Option<CompressionKey> {
+        let bits = self.own_bits.filter(|_| self.own_reset)?;
+        Some(CompressionKey {
+            bits,
+            level: self.agreed.level,
+            threshold: self.agreed.threshold,
+        })
+    }
+
+    /// Compresses one whole message (RFC 7692 §7.2.1).
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
         let bits = self.own_bits.unwrap_or(15);
         let level = self.agreed.level;
         let compressor = self.compressor.get_or_insert_with(|| {
             Compress::new_with_window_bits(Compression::new(level), false, bits)
         });
-        let mut out = Vec::with_capacity(payload.len() / 2 + 64);
-        let start_in = compressor.total_in();
-        loop {
-            let consumed = (compressor.total_in() - start_in) as usize;
-            out.reserve(1024);
-            // Compressing into a buffer with room cannot fail.
-            let _ = compressor.compress_vec(&payload[consumed..], &mut out, FlushCompress::Sync);
-            let all_in = (compressor.total_in() - start_in) as usize == payload.len();
-            // zlib's rule: the flush is complete once all input is taken and
-            // the call returned with output space left over.
-            if all_in && out.len() < out.capacity() {
-                break;
-            }
-        }
-        if out.ends_with(&TAIL) {
-            out.truncate(out.len() - TAIL.len());
-        } else if out.is_empty() {
-            // zlib writes nothing for an empty flush right after another: an
-            // empty payload would leave the peer's inflater mid-block once it
-            // appends the tail. §7.2.3.6: an empty message is sent as 0x00.
-            out.push(0x00);
-        }
+        let out = deflate_message(compressor, payload);
         if self.own_reset {
             // §7.1.1: no context takeover — and no state kept while idle.
             self.compressor = None;
@@ -618,6 +688,34 @@ impl Codec {
         }
         Ok(())
     }
+}
+
+/// One whole message through `compressor`: deflate with a sync flush,
+/// then remove the trailing `00 00 ff ff` (RFC 7692 §7.2.1).
+fn deflate_message(compressor: &mut Compress, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    let start_in = compressor.total_in();
+    loop {
+        let consumed = (compressor.total_in() - start_in) as usize;
+        out.reserve(1024);
+        // Compressing into a buffer with room cannot fail.
+        let _ = compressor.compress_vec(&payload[consumed..], &mut out, FlushCompress::Sync);
+        let all_in = (compressor.total_in() - start_in) as usize == payload.len();
+        // zlib's rule: the flush is complete once all input is taken and
+        // the call returned with output space left over.
+        if all_in && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    } else if out.is_empty() {
+        // zlib writes nothing for an empty flush right after another: an
+        // empty payload would leave the peer's inflater mid-block once it
+        // appends the tail. §7.2.3.6: an empty message is sent as 0x00.
+        out.push(0x00);
+    }
+    out
 }
 
 fn inflate_into(

@@ -1,5 +1,6 @@
 //! [`WebSocket`]: the sans-IO [`Connection`] driven over a tokio stream.
 
+use bytes::Bytes;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
@@ -13,6 +14,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::Error;
 use crate::http::{Request, Response};
+use crate::proto::deflate::CompressionKey;
 use crate::proto::{CloseCode, Config, Connection, Event, Message, Role, State};
 
 /// Read at least this much at a time into the connection's buffer.
@@ -455,6 +457,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// while [`Config::max_write_buffer`] or more waits to be written.
     pub fn feed(&mut self, message: Message) -> Result<(), Error> {
         self.conn.send(message)?;
+        Ok(())
+    }
+
+    /// [`feed`](Self::feed) for a message compressed once for many
+    /// sockets: see [`Connection::send_precompressed`].
+    pub fn feed_precompressed(
+        &mut self,
+        message: Message,
+        key: CompressionKey,
+        compressed: Bytes,
+    ) -> Result<(), Error> {
+        self.conn.send_precompressed(message, key, compressed)?;
         Ok(())
     }
 
