@@ -728,7 +728,7 @@ async fn each_format_is_encoded_once_for_all_subscribers() {
 #[test]
 fn format_keys_are_bounded() {
     assert_eq!(FormatKey::new(0), Some(FormatKey::SSE));
-    assert_eq!(FormatKey::new(3), Some(FormatKey::OTHER));
+    assert_eq!(FormatKey::new(4), Some(FormatKey::OTHER));
     assert_eq!(FormatKey::new(FormatKey::SLOTS as u8), None);
 }
 

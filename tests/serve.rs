@@ -558,3 +558,57 @@ async fn health_metrics_and_demo_page() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn websocket_deflate_compresses_a_message_once_for_every_socket_that_shares_parameters() {
+    use rtwire::hub::FormatKey;
+    use rtwire::proto::deflate::DeflateConfig;
+    use rtwire::ws::ConnectConfig;
+    // `serve` accepts deflate with DeflateConfig::lean() by default.
+    let server = start().await;
+    let addr = server.addr;
+    let eight_bits = DeflateConfig {
+        server_max_window_bits: 8,
+        ..DeflateConfig::lean()
+    };
+    // Two offers that end on the server's own parameters, one that limits
+    // its window to 8 bits (it then sends plain), and none.
+    let offers = [
+        Some(DeflateConfig::default()),
+        Some(DeflateConfig::lean()),
+        Some(eight_bits),
+        None,
+    ];
+    let mut sockets = Vec::new();
+    for offer in &offers {
+        let config = match offer {
+            Some(deflate) => ConnectConfig::default().deflate(deflate.clone()),
+            None => ConnectConfig::default(),
+        };
+        let (mut ws, _) = rtwire::ws::connect_with(&format!("ws://{addr}/ws"), &config)
+            .await
+            .unwrap();
+        assert_eq!(ws.connection().deflate_enabled(), offer.is_some());
+        ws.send(Message::text(r#"{"op":"join","channel":"z"}"#))
+            .await
+            .unwrap();
+        assert!(ws_next_text(&mut ws).await.contains("\"joined\""));
+        sockets.push(ws);
+    }
+    let text = "the same words for every socket, ".repeat(30);
+    let id = publish(addr, "z", &text).await;
+    for ws in &mut sockets {
+        let got = ws_next_text(ws).await;
+        assert_eq!(json_field(&got, "id").as_deref(), Some(id.as_str()));
+        assert_eq!(json_field(&got, "data").as_deref(), Some(text.as_str()));
+    }
+    // The message carries one compressed copy, made by the first socket
+    // and written by both: what the server's parameters make of its JSON.
+    let message = server.hub.latest("z").unwrap();
+    let json = message.encoded(FormatKey::WS_TEXT, |_| unreachable!("encoded once"));
+    let shared = message.encoded(FormatKey::WS_DEFLATE, |_| unreachable!("compressed once"));
+    let key = DeflateConfig::lean().server_compression_key().unwrap();
+    assert_eq!(shared.to_vec(), key.compress(&json));
+    assert!(shared.len() < json.len() / 4, "{} of {}", shared.len(), json.len());
+    server.shutdown().await;
+}

@@ -15,15 +15,18 @@ pub struct FormatKey(u8);
 impl FormatKey {
     /// How many formats a message can cache. Small on purpose: every
     /// message in every history carries one slot per format.
-    pub const SLOTS: usize = 4;
+    pub const SLOTS: usize = 5;
     /// Server-sent events: the `id:`/`data:` block of one event.
     pub const SSE: FormatKey = FormatKey(0);
     /// JSON, for the polling transports.
     pub const JSON: FormatKey = FormatKey(1);
-    /// A WebSocket text frame, ready to write.
+    /// The JSON text of a WebSocket delivery.
     pub const WS_TEXT: FormatKey = FormatKey(2);
+    /// That JSON compressed once for every permessage-deflate socket of
+    /// the server's default parameters (without context takeover).
+    pub const WS_DEFLATE: FormatKey = FormatKey(3);
     /// A spare slot for one more format.
-    pub const OTHER: FormatKey = FormatKey(3);
+    pub const OTHER: FormatKey = FormatKey(4);
 
     /// The key for slot `index`, if it is below [`FormatKey::SLOTS`].
     pub const fn new(index: u8) -> Option<FormatKey> {

@@ -71,7 +71,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tracing::Instrument;
 
 use crate::hub::{Broker, Hub, HubConfig};
-use crate::proto::deflate::DeflateConfig;
+use crate::proto::deflate::{CompressionKey, DeflateConfig};
 use crate::proto::Keepalive;
 use crate::push::Push;
 use crate::ws::MaybeTlsStream;
@@ -342,6 +342,12 @@ pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
+/// The most messages one write to a subscriber carries (SSE, `/ws`): one
+/// that fell behind catches up in a few writes, not one per message.
+pub(crate) const BATCH_MESSAGES: usize = 64;
+/// The most bytes gathered for one write to a subscriber.
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+
 /// Clients over the connection cap being answered with 503 at once.
 const REFUSALS_AT_ONCE: usize = 256;
 /// How long a client over the cap waits for a slot that shedding frees.
@@ -367,6 +373,10 @@ pub(crate) struct App {
     /// Notified when every slot is taken and a new client waits: idle and
     /// slow connections close to make room.
     pub shed: Notify,
+    /// The compression of `/ws` sockets that took `ws_deflate` as it is
+    /// (without context takeover): each message is compressed once for
+    /// all of them.
+    pub shared_compression: Option<CompressionKey>,
 }
 
 /// Serves one client's requests until its connection closes, its log
@@ -458,7 +468,12 @@ impl Server {
         let hub = Hub::with_config(config.hub.clone());
         let broker = make_broker(&config, hub.clone()).await?;
         let push = start_push(&config, &broker, listener.local_addr()?).await?;
+        let shared_compression = config
+            .ws_deflate
+            .as_ref()
+            .and_then(DeflateConfig::server_compression_key);
         let app = App {
+            shared_compression,
             hub,
             broker,
             push,

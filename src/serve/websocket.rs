@@ -39,30 +39,31 @@
 
 use bytes::Bytes;
 use std::collections::HashMap;
-use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::broadcast;
 
 use super::auth::{Action, AuthRequest};
 use super::http_conn::HttpConn;
 use super::json::{self, decode_tagged, encode_delivery, Command, JsonId, Reply, ResumeFields};
 use super::metrics::{Counted, Transport};
 use super::routes::check_private;
-use super::App;
 use super::Stream;
+use super::{App, BATCH_BYTES, BATCH_MESSAGES};
 use crate::hub::presence::PresenceChange;
 use crate::hub::{
-    Closed, FormatKey, MessageId, Presence, PresenceHold, SenderId, Since, SubscribeOptions,
-    Subscription,
+    Closed, FormatKey, HubMessage, MessageId, Presence, PresenceHold, SenderId, Since,
+    SubscribeOptions, Subscription,
 };
 use crate::proto::close::truncate_reason;
 use crate::proto::{CloseCode, Config, Message, Utf8Bytes};
 use crate::ws::{self, AcceptConfig, WebSocket};
 
-/// Deliveries waiting to be written, per socket.
-const QUEUE: usize = 16;
-
+/// What a socket's rooms have for it.
 enum Delivery {
-    Message(Bytes),
+    Message(Arc<HubMessage>),
     Lagged {
         channel: String,
         last: Option<MessageId>,
@@ -77,17 +78,107 @@ enum Delivery {
     Notice(String),
 }
 
-/// A joined room: the task that forwards its messages, and the socket's
-/// identity held present in it.
+/// The next presence change of a room, with the receiver it came from.
+type NextChange = Pin<
+    Box<
+        dyn Future<
+                Output = (
+                    Result<PresenceChange, broadcast::error::RecvError>,
+                    broadcast::Receiver<PresenceChange>,
+                ),
+            > + Send
+            + Sync,
+    >,
+>;
+
+/// A joined room, served by the socket's own task (no task per room: a
+/// message reaches the socket with one wake-up): its subscription, its
+/// presence changes, and the socket's identity held present in it.
 struct Room {
-    task: JoinHandle<()>,
+    subscription: Subscription,
+    /// Ended (the hub shut down): no longer polled.
+    ended: bool,
+    changes: Option<NextChange>,
+    presence: Presence,
     _present: Option<PresenceHold>,
 }
 
-impl Drop for Room {
-    fn drop(&mut self) {
-        self.task.abort();
+fn next_change(mut watch: broadcast::Receiver<PresenceChange>) -> NextChange {
+    Box::pin(async move { (watch.recv().await, watch) })
+}
+
+impl Room {
+    /// The room's next delivery, or `Pending` with `cx` woken at the next.
+    fn poll_delivery(&mut self, name: &str, cx: &mut Context<'_>) -> Poll<Delivery> {
+        if !self.ended {
+            match self.subscription.poll_recv(cx) {
+                Poll::Ready(next) => {
+                    if let Some(delivery) = self.delivery(name, next) {
+                        return Poll::Ready(delivery);
+                    }
+                }
+                Poll::Pending => {}
+            }
+        }
+        let Some(changes) = &mut self.changes else {
+            return Poll::Pending;
+        };
+        let Poll::Ready((change, watch)) = changes.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        let notice = match change {
+            Ok(change) => json::presence_change(&change),
+            // Changes were missed: the whole list instead.
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                json::presence_list(name, &self.presence.snapshot(name).members)
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                self.changes = None;
+                return Poll::Pending;
+            }
+        };
+        self.changes = Some(next_change(watch));
+        Poll::Ready(Delivery::Notice(notice))
     }
+
+    /// The next message already queued, without waiting.
+    fn try_delivery(&mut self, name: &str) -> Option<Delivery> {
+        if self.ended {
+            return None;
+        }
+        let next = self.subscription.try_recv().transpose()?;
+        self.delivery(name, next)
+    }
+
+    /// What a message taken, or the subscription's end, means to the socket.
+    fn delivery(&mut self, name: &str, next: Result<Arc<HubMessage>, Closed>) -> Option<Delivery> {
+        let last = self.subscription.last_seen();
+        match next {
+            Ok(message) => Some(Delivery::Message(message)),
+            Err(Closed::Lagged) => Some(Delivery::Lagged {
+                channel: name.to_owned(),
+                last,
+            }),
+            Err(Closed::Reset) => Some(Delivery::Reset {
+                channel: name.to_owned(),
+                last,
+            }),
+            Err(Closed::Shutdown) => {
+                self.ended = true;
+                None
+            }
+        }
+    }
+}
+
+/// The next delivery from any room, waiting for one.
+fn poll_rooms(rooms: &mut HashMap<String, Room>, cx: &mut Context<'_>) -> Poll<Delivery> {
+    for (name, room) in rooms.iter_mut() {
+        if let Poll::Ready(delivery) = room.poll_delivery(name, cx) {
+            return Poll::Ready(delivery);
+        }
+    }
+    Poll::Pending
 }
 
 struct Session<'a> {
@@ -97,7 +188,6 @@ struct Session<'a> {
     identity: Option<String>,
     sender: SenderId,
     rooms: HashMap<String, Room>,
-    tx: mpsc::Sender<Delivery>,
 }
 
 /// Upgrades the connection and serves the socket until it closes.
@@ -133,14 +223,12 @@ pub(crate) async fn serve(
     app.metrics.traffic.response(101);
     let _open = app.metrics.open(Transport::WebSocket);
     socket.set_write_timeout(Some(app.config.write_timeout));
-    let (tx, mut rx) = mpsc::channel(QUEUE);
     let mut session = Session {
         app,
         asker,
         identity: identity.clone(),
         sender: app.hub.new_sender_id(),
         rooms: HashMap::new(),
-        tx,
     };
     if let Some(user) = &identity {
         let room = format!("user:{user}");
@@ -169,34 +257,11 @@ pub(crate) async fn serve(
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
             },
-            Some(delivery) = rx.recv() => match delivery {
-                Delivery::Message(bytes) => {
-                    // Encoded once from a String for every socket: already
-                    // UTF-8, so no per-subscriber re-validation.
-                    let text = Utf8Bytes::from_validated(bytes);
-                    if socket.send(Message::Text(text)).await.is_err() {
-                        break;
-                    }
-                    app.metrics.delivered(Transport::WebSocket, 1);
-                }
-                Delivery::Lagged { channel, last } => {
-                    let last = last.map(|id| id.to_string()).unwrap_or_default();
-                    let reason = format!("too slow on {channel}; rejoin since {last}");
-                    close(&mut socket, CloseCode(1013), &reason).await;
+            delivery = poll_fn(|cx| poll_rooms(&mut session.rooms, cx)) => {
+                if !deliver(app, &mut socket, &mut session.rooms, delivery).await {
                     break;
                 }
-                Delivery::Reset { channel, last } => {
-                    let last = last.map(|id| id.to_string()).unwrap_or_default();
-                    let reason = format!("{channel} was reset; rejoin since {last}");
-                    close(&mut socket, CloseCode(1013), &reason).await;
-                    break;
-                }
-                Delivery::Notice(text) => {
-                    if socket.send(Message::text(text)).await.is_err() {
-                        break;
-                    }
-                }
-            },
+            }
             _ = shutdown.changed() => {
                 close(&mut socket, CloseCode::GOING_AWAY, "server shutting down").await;
                 break;
@@ -207,8 +272,80 @@ pub(crate) async fn serve(
             }
         }
     }
-    // Dropping the rooms ends their tasks and their members' presence.
+    // Dropping the rooms ends their subscriptions and their members' presence.
     session.rooms.clear();
+}
+
+/// Writes `first` and whatever else the rooms have queued, in one write
+/// (up to a batch); false when the socket is done.
+async fn deliver(
+    app: &App,
+    socket: &mut WebSocket<Counted<Stream>>,
+    rooms: &mut HashMap<String, Room>,
+    first: Delivery,
+) -> bool {
+    let mut next = Some(first);
+    let mut messages = 0;
+    'batch: while let Some(delivery) = next.take() {
+        match delivery {
+            Delivery::Message(message) => {
+                if feed_message(app, socket, &message).is_err() {
+                    return false;
+                }
+                messages += 1;
+            }
+            Delivery::Notice(text) => {
+                if socket.feed(Message::text(text)).is_err() {
+                    return false;
+                }
+            }
+            Delivery::Lagged { channel, last } => {
+                let last = last.map(|id| id.to_string()).unwrap_or_default();
+                let reason = format!("too slow on {channel}; rejoin since {last}");
+                close(socket, CloseCode(1013), &reason).await;
+                return false;
+            }
+            Delivery::Reset { channel, last } => {
+                let last = last.map(|id| id.to_string()).unwrap_or_default();
+                let reason = format!("{channel} was reset; rejoin since {last}");
+                close(socket, CloseCode(1013), &reason).await;
+                return false;
+            }
+        }
+        if messages >= BATCH_MESSAGES || socket.connection().buffered_output() >= BATCH_BYTES {
+            break;
+        }
+        for (name, room) in rooms.iter_mut() {
+            next = room.try_delivery(name);
+            if next.is_some() {
+                continue 'batch;
+            }
+        }
+    }
+    app.metrics.delivered(Transport::WebSocket, messages);
+    socket.flush().await.is_ok()
+}
+
+/// Queues one message, encoded (and compressed, where sockets share the
+/// server's deflate parameters) once for every socket.
+fn feed_message(
+    app: &App,
+    socket: &mut WebSocket<Counted<Stream>>,
+    message: &HubMessage,
+) -> Result<(), ws::Error> {
+    let json = message.encoded(FormatKey::WS_TEXT, encode_delivery);
+    // Encoded from a String: already UTF-8, no per-socket re-validation.
+    let text = Message::Text(Utf8Bytes::from_validated(json.clone()));
+    match app.shared_compression {
+        Some(key)
+            if key.compresses(json.len()) && socket.connection().compression_key() == Some(key) =>
+        {
+            let compressed =
+                message.encoded(FormatKey::WS_DEFLATE, |_| Bytes::from(key.compress(&json)));
+            socket.feed_precompressed(text, key, compressed)
+        }
+        _ => socket.feed(text),
+    }
 }
 
 /// Sends a close frame and waits (briefly) for the client's reply.
@@ -327,15 +464,11 @@ impl Session<'_> {
             .identity
             .as_deref()
             .and_then(|me| presence.hold(channel, me));
-        let task = tokio::spawn(forward(
-            subscription,
-            watch,
-            presence.clone(),
-            channel.to_owned(),
-            self.tx.clone(),
-        ));
         let room = Room {
-            task,
+            subscription,
+            ended: false,
+            changes: watch.map(next_change),
+            presence: presence.clone(),
             _present: present,
         };
         self.rooms.insert(channel.to_owned(), room);
@@ -363,49 +496,6 @@ impl Session<'_> {
             }
             .to_string_with(reference)),
             Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
-/// A room's task: forwards its messages and presence changes to the
-/// socket until the subscription ends.
-async fn forward(
-    mut subscription: Subscription,
-    mut watch: Option<broadcast::Receiver<PresenceChange>>,
-    presence: Presence,
-    name: String,
-    tx: mpsc::Sender<Delivery>,
-) {
-    loop {
-        let delivery = tokio::select! {
-            next = subscription.recv() => match next {
-                Ok(message) => Delivery::Message(message.encoded(FormatKey::WS_TEXT, encode_delivery)),
-                Err(Closed::Lagged) => Delivery::Lagged {
-                    channel: name.clone(),
-                    last: subscription.last_seen(),
-                },
-                Err(Closed::Reset) => Delivery::Reset {
-                    channel: name.clone(),
-                    last: subscription.last_seen(),
-                },
-                Err(_) => return,
-            },
-            change = recv_change(&mut watch) => match change {
-                Ok(change) => Delivery::Notice(json::presence_change(&change)),
-                // Changes were missed: the whole list instead.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let snapshot = presence.snapshot(&name);
-                    Delivery::Notice(json::presence_list(&name, &snapshot.members))
-                }
-                Err(broadcast::error::RecvError::Closed) => {
-                    watch = None;
-                    continue;
-                }
-            },
-        };
-        let last = matches!(delivery, Delivery::Lagged { .. } | Delivery::Reset { .. });
-        if tx.send(delivery).await.is_err() || last {
-            return;
         }
     }
 }
