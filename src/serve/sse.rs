@@ -35,7 +35,8 @@
 //! as `event: presence` with `{"type":"presence","channel":…,"members":[…]}`.
 
 use base64::Engine;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
 use tokio::sync::broadcast;
@@ -47,10 +48,10 @@ use super::params::query_param;
 use super::response::Response;
 use super::routes::{broker_error, hub_error};
 use super::websocket::recv_change;
-use super::App;
 use super::Stream;
+use super::{App, BATCH_BYTES, BATCH_MESSAGES};
 use crate::http::Request;
-use crate::hub::{Closed, FormatKey, HubMessage, MessageId, Resume, Since};
+use crate::hub::{Closed, FormatKey, HubMessage, MessageId, Resume, Since, Subscription};
 
 /// Streams events until the client leaves, the subscriber lags, or the
 /// server shuts down.
@@ -125,7 +126,7 @@ pub(crate) async fn stream(
     loop {
         let (chunk, events): (Bytes, usize) = tokio::select! {
             next = subscription.recv() => match next {
-                Ok(message) => (message.encoded(FormatKey::SSE, encode_event), 1),
+                Ok(message) => batch(&mut subscription, &message),
                 Err(Closed::Lagged) => {
                     let last = subscription.last_seen().map(|id| id.to_string()).unwrap_or_default();
                     let _ = conn.write_all(format!("event: lagged\ndata: {last}\n\n").as_bytes()).await;
@@ -160,6 +161,28 @@ pub(crate) async fn stream(
         }
         app.metrics.delivered(Transport::Sse, events);
     }
+}
+
+/// `first`'s event and those of the messages queued behind it (up to a
+/// batch), for one write. An end met on the way is left for the next
+/// `recv`, which reports it again.
+fn batch(subscription: &mut Subscription, first: &Arc<HubMessage>) -> (Bytes, usize) {
+    let first = first.encoded(FormatKey::SSE, encode_event);
+    let Ok(Some(second)) = subscription.try_recv() else {
+        return (first, 1);
+    };
+    let mut out = BytesMut::with_capacity(BATCH_BYTES.min(first.len() * BATCH_MESSAGES));
+    out.extend_from_slice(&first);
+    out.extend_from_slice(&second.encoded(FormatKey::SSE, encode_event));
+    let mut events = 2;
+    while events < BATCH_MESSAGES && out.len() < BATCH_BYTES {
+        let Ok(Some(message)) = subscription.try_recv() else {
+            break;
+        };
+        out.extend_from_slice(&message.encoded(FormatKey::SSE, encode_event));
+        events += 1;
+    }
+    (out.freeze(), events)
 }
 
 /// A presence event: one line of JSON, no id.
@@ -218,4 +241,42 @@ fn encode_event(message: &HubMessage) -> Bytes {
     }
     out.push('\n');
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Hub;
+
+    #[tokio::test]
+    async fn messages_queued_behind_the_first_leave_in_the_same_write() {
+        let hub = Hub::new();
+        let mut subscription = hub.subscribe("room", Since::Live).unwrap();
+        let total = BATCH_MESSAGES + 6;
+        let published: Vec<_> = (0..total)
+            .map(|i| hub.publish("room", Bytes::from(format!("m{i}")), None).unwrap())
+            .collect();
+        let first = subscription.recv().await.unwrap();
+        let (chunk, events) = batch(&mut subscription, &first);
+        assert_eq!(events, BATCH_MESSAGES, "a batch stops at its limit");
+        let expected: Vec<u8> = published[..BATCH_MESSAGES]
+            .iter()
+            .flat_map(|m| encode_event(m).to_vec())
+            .collect();
+        assert_eq!(chunk.to_vec(), expected, "every event, in order");
+        // The rest next time; a lone message is its own chunk, not copied.
+        let next = subscription.recv().await.unwrap();
+        let (chunk, events) = batch(&mut subscription, &next);
+        assert_eq!((events, events_in(&chunk)), (6, 6));
+        hub.publish("room", Bytes::from_static(b"alone"), None).unwrap();
+        let alone = subscription.recv().await.unwrap();
+        let (chunk, events) = batch(&mut subscription, &alone);
+        assert_eq!(events, 1);
+        assert_eq!(chunk, alone.encoded(FormatKey::SSE, |_| unreachable!()));
+    }
+
+    /// How many events a chunk holds (each ends with a blank line).
+    fn events_in(chunk: &[u8]) -> usize {
+        chunk.windows(2).filter(|w| w == b"\n\n").count()
+    }
 }
