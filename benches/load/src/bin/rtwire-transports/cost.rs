@@ -55,9 +55,11 @@ pub async fn run(options: &Options) -> Result<(), String> {
 /// The setup of a run on `channel`: a first message is published, and
 /// subscribers start after its id.
 async fn prepare(options: &Options, channel: &str) -> Result<(Publisher, Setup), String> {
-    let mut publisher = Publisher::connect(options.addr, &options.host, channel).await?;
+    let mut publisher =
+        Publisher::connect(options.addr, &options.host, channel, options.server).await?;
     let since = publisher.publish(b"before the run").await?;
     let setup = Setup {
+        server: options.server,
         addr: options.addr,
         host: options.host.clone(),
         channel: channel.to_owned(),

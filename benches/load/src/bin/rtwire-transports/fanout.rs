@@ -12,11 +12,14 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::counted::Traffic;
 use crate::http::metric;
-use crate::options::Options;
+use crate::nchan;
+use crate::options::{Options, Server};
 use crate::publisher::Publisher;
 use crate::subscriber::{Deliveries, Report, Setup, Subscriber, Transport};
 use crate::table::{duration_ns, seconds, thousands};
 
+/// The channel of every run.
+const CHANNEL: &str = "room";
 /// Longest wait for one subscriber to connect and subscribe.
 const OPEN_ONE: Duration = Duration::from_secs(10);
 /// Longest wait for all of them.
@@ -100,8 +103,9 @@ struct Outcome {
 pub async fn run(options: &Options) -> Result<(), String> {
     let transport = options.transports[0];
     let n = options.subscribers;
-    let channel = "room";
-    let mut publisher = Publisher::connect(options.addr, &options.host, channel).await?;
+    let channel = CHANNEL;
+    let mut publisher =
+        Publisher::connect(options.addr, &options.host, channel, options.server).await?;
     let since = publisher.publish(b"before the run").await?;
     // One setup per node; ids mean the same on every node of one hub.
     let setups: Vec<Rc<Setup>> = options
@@ -109,6 +113,7 @@ pub async fn run(options: &Options) -> Result<(), String> {
         .iter()
         .map(|&addr| {
             Rc::new(Setup {
+                server: options.server,
                 addr,
                 host: addr.to_string(),
                 channel: channel.to_owned(),
@@ -120,12 +125,16 @@ pub async fn run(options: &Options) -> Result<(), String> {
         })
         .collect();
     println!(
-        "rtwire-transports fanout: {}, {} subscribers, {} messages of {} B at {}/s",
+        "rtwire-transports fanout: {}, {} subscribers, {} messages of {} B at {}/s{}",
         transport.label(),
         thousands(n as u64),
         options.messages,
         options.size,
-        options.rate
+        options.rate,
+        match options.server {
+            Server::Rtwire => "",
+            Server::Nchan => ", against Nchan",
+        }
     );
 
     let empty = rss_kib(&options.server_pids);
@@ -137,9 +146,14 @@ pub async fn run(options: &Options) -> Result<(), String> {
     let (outcome, phase) = measure(options, subscribers, &mut publisher).await;
     let end = rss_kib(&options.server_pids);
     let peak_kib = sum(&options.server_pids, |p| vm_hwm_kib(p).ok());
-    let dropped = metric_sum(options, "rtwire_subscribers_dropped_total")
-        .await
-        .ok();
+    // Nchan counts no dropped subscribers; those that failed or are
+    // unfinished are still reported.
+    let dropped = match options.server {
+        Server::Rtwire => metric_sum(options, "rtwire_subscribers_dropped_total")
+            .await
+            .ok(),
+        Server::Nchan => None,
+    };
 
     let report = Summary {
         options,
@@ -161,7 +175,9 @@ pub async fn run(options: &Options) -> Result<(), String> {
 /// server before the next is opened: subscribing with a long poll waits for
 /// nothing from the server, so the client would connect faster than the
 /// server accepts, overflow its listen queue, and have its dropped SYNs
-/// retried a second or more later.
+/// retried a second or more later. Nchan's subscribers of the other kinds
+/// are waited for too, all at the end: nothing Nchan sends them says that
+/// they are subscribed, its channel's subscriber count does.
 async fn subscribe_all(
     options: &Options,
     transport: Transport,
@@ -169,7 +185,11 @@ async fn subscribe_all(
 ) -> Result<Vec<Opened>, String> {
     let (n, parallel) = (options.subscribers, options.open_parallel);
     if transport != Transport::LongPoll {
-        return open_all(transport, setups, n, parallel).await;
+        let all = open_all(transport, setups, n, parallel).await?;
+        if options.server == Server::Nchan {
+            wait_until_held(options, n).await?;
+        }
+        return Ok(all);
     }
     let mut all = Vec::with_capacity(n);
     while all.len() < n {
@@ -233,23 +253,47 @@ async fn metric_sum(options: &Options, series: &str) -> Result<f64, String> {
     Ok(total)
 }
 
-/// Waits until the server holds `n` long polls. (Their `since` makes a
-/// late one lose nothing; this is so that the first publish finds them all
-/// waiting, and for pacing.)
+/// Waits until the server holds `n` long polls (with Nchan: has `n`
+/// subscribers of any kind). (Their `since` makes a late one lose nothing;
+/// this is so that the first publish finds them all waiting, and for
+/// pacing.)
 async fn wait_until_held(options: &Options, n: usize) -> Result<(), String> {
-    let series = r#"rtwire_sessions_open{transport="long_poll"}"#;
     let deadline = Instant::now() + HELD;
     loop {
-        let held = metric_sum(options, series).await?;
+        let held = held(options).await?;
         if held >= n as f64 {
             return Ok(());
         }
         if Instant::now() > deadline {
+            let what = match options.server {
+                Server::Rtwire => "long polls",
+                Server::Nchan => "subscribers (Nchan's channel info)",
+            };
             return Err(format!(
-                "the server holds {held} long polls of {n} after {HELD:?}"
+                "the server holds {held} {what} of {n} after {HELD:?}"
             ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// What the server holds: rtwire's long polls from `/metrics`; for Nchan,
+/// which has no `/metrics`, the subscribers its channel info counts.
+async fn held(options: &Options) -> Result<f64, String> {
+    match options.server {
+        Server::Rtwire => {
+            let series = r#"rtwire_sessions_open{transport="long_poll"}"#;
+            metric_sum(options, series).await
+        }
+        // Bounded here: a GET that nginx never answered would otherwise
+        // stop the loop above from ever looking at its deadline.
+        Server::Nchan => {
+            let ask = nchan::subscribers(options.addr, &options.host, CHANNEL);
+            let count = timeout(HELD, ask)
+                .await
+                .map_err(|_| format!("Nchan's channel info took over {HELD:?}"))??;
+            Ok(count as f64)
+        }
     }
 }
 

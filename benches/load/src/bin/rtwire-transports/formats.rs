@@ -1,7 +1,7 @@
 //! Reading what the server sends: poll answers (JSON), SSE events and
-//! `/ws` deliveries (JSON). Not general parsers: they rely on the payloads
-//! of `payload.rs`, which need no escaping, and check that the server
-//! resumed exactly where it was asked to.
+//! `/ws` deliveries (JSON); and Nchan's channel info. Not general parsers:
+//! they rely on the payloads of `payload.rs`, which need no escaping, and
+//! check that the server resumed exactly where it was asked to.
 
 use crate::http::find;
 
@@ -98,6 +98,35 @@ pub fn ws_joined(text: &str) -> Result<(), String> {
     }
 }
 
+/// What Nchan says about a channel, answering a publish or a `GET` of the
+/// publisher location with `Accept: text/json`:
+/// `{"messages": 1, "requested": -1, "subscribers": 0, "last_message_id": "1796299787:0" }`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// Subscribers of every kind, long polls held included.
+    pub subscribers: u64,
+    /// The id of the newest message: where subscribers resume from.
+    pub last_message_id: String,
+}
+
+pub fn nchan_channel_info(body: &[u8]) -> Result<ChannelInfo, String> {
+    let bad = |what: &str| format!("{what} in Nchan's channel info {}", excerpt(body));
+    let key = br#""subscribers": "#;
+    let at = find(body, key).ok_or_else(|| bad("no subscribers"))? + key.len();
+    let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let subscribers = std::str::from_utf8(&body[at..at + digits])
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| bad("a bad subscriber count"))?;
+    let key = br#""last_message_id": ""#;
+    let at = find(body, key).ok_or_else(|| bad("no last_message_id"))? + key.len();
+    let id = string_at(body, at).ok_or_else(|| bad("a bad last_message_id"))?;
+    Ok(ChannelInfo {
+        subscribers,
+        last_message_id: String::from_utf8_lossy(id).into_owned(),
+    })
+}
+
 /// The JSON string starting at `at` (just after its opening quote), up to
 /// the closing quote; `None` if it holds an escape or does not end.
 fn string_at(buf: &[u8], at: usize) -> Option<&[u8]> {
@@ -145,6 +174,16 @@ mod tests {
         assert_eq!(event, SseEvent::Control);
         assert!(sse_event(&buf[n + m + k..]).is_none());
         assert!(sse_event(b"event: lagged\ndata: a-1\n\n").unwrap().is_err());
+    }
+
+    #[test]
+    fn nchan_info() {
+        let body = br#"{"messages": 1, "requested": -1, "subscribers": 250, "last_message_id": "1796299787:0" }"#;
+        let info = nchan_channel_info(body).unwrap();
+        assert_eq!(info.subscribers, 250);
+        assert_eq!(info.last_message_id, "1796299787:0");
+        assert!(nchan_channel_info(b"queued messages: 1").is_err());
+        assert!(nchan_channel_info(br#"{"subscribers": x}"#).is_err());
     }
 
     #[test]

@@ -91,6 +91,38 @@ impl HttpConn {
         }
     }
 
+    /// Reads a whole response with a `Content-Length` body, as
+    /// [`response`](Self::response) does, and also gives the values of the
+    /// headers `names` (any case; `None` where absent). For Nchan's long
+    /// polls, whose next request repeats the last answer's `Last-Modified`
+    /// and `Etag`. (Not in [`head`](Self::head): rtwire's polls need no
+    /// header but `Content-Length`, and pay for no other.)
+    pub async fn response_with_headers<const N: usize>(
+        &mut self,
+        names: [&str; N],
+    ) -> Result<(u16, [Option<String>; N], &[u8]), String> {
+        let values = {
+            let head = self.peek_head().await?;
+            names.map(|name| header_value(head, name))
+        };
+        // The head is whole in the buffer: `response` reads only the body.
+        let (status, body) = self.response().await?;
+        Ok((status, values, body))
+    }
+
+    /// Reads until a whole response head is buffered; consumes nothing.
+    async fn peek_head(&mut self) -> Result<&[u8], String> {
+        loop {
+            if let Some(end) = find(self.buffered(), b"\r\n\r\n") {
+                return Ok(&self.buffered()[..end]);
+            }
+            if self.buffered().len() > MAX_HEAD {
+                return Err("response head too long".into());
+            }
+            self.read_more().await?;
+        }
+    }
+
     /// Reads a whole response with a `Content-Length` body; returns the
     /// status and the body, which stays valid until the next read.
     pub async fn response(&mut self) -> Result<(u16, &[u8]), String> {
@@ -139,8 +171,13 @@ pub fn get(host: &str, target: &str, extra_headers: &str) -> Vec<u8> {
 
 /// A POST request of `body`.
 pub fn post(host: &str, target: &str, body: &[u8]) -> Vec<u8> {
+    post_with(host, target, "", body)
+}
+
+/// A POST request of `body` with more headers (each ending in `\r\n`).
+pub fn post_with(host: &str, target: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!(
-        "POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+        "POST {target} HTTP/1.1\r\nHost: {host}\r\n{extra_headers}Content-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -169,6 +206,16 @@ fn parse_head(head: &[u8]) -> Result<Head, String> {
     Ok(Head {
         status,
         content_length,
+    })
+}
+
+/// The value of header `name` in a response head, trimmed.
+fn header_value(head: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(head).ok()?;
+    text.split("\r\n").skip(1).find_map(|line| {
+        let (n, value) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
     })
 }
 

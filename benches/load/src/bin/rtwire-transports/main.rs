@@ -23,6 +23,7 @@ mod counted;
 mod fanout;
 mod formats;
 mod http;
+mod nchan;
 mod options;
 mod payload;
 mod publisher;

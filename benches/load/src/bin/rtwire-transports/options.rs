@@ -8,13 +8,17 @@ use crate::subscriber::Transport;
 pub const USAGE: &str = "\
 usage: rtwire-transports cost --port PORT [options]
        rtwire-transports fanout --port PORT --transport T [-n N] [options]
+       rtwire-transports fanout --server nchan --port PORT --transport T [-n N] [options]
 
   cost     one subscriber per transport receives M messages: bytes on the
            wire both ways, HTTP requests; then the idle cost per hour
   fanout   N subscribers of one transport, M messages: delivery latency,
            losses, the server's CPU time and memory
 
-  --port PORT            rtwire serve on 127.0.0.1:PORT (required)
+  --port PORT            the server on 127.0.0.1:PORT (required)
+      --server S         fanout: rtwire (default) or nchan: nginx with Nchan,
+                         publishing to /pub/room and subscribing on /sub/room
+                         (ws, sse or long-poll only)
   --transports LIST      cost: comma-separated (default poll,long-poll,sse,ws,ws-deflate)
   --transport T          fanout: poll, long-poll, sse, ws or ws-deflate
   -n, --subscribers N    fanout: subscribers, one connection each (default 1000)
@@ -45,9 +49,31 @@ pub enum Mode {
     Fanout,
 }
 
+/// The server measured: the same load and the same measurements on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// `rtwire serve`.
+    Rtwire,
+    /// nginx with Nchan, configured as benches/nchan.conf.in: `POST
+    /// /pub/CHANNEL` publishes, `/sub/CHANNEL` subscribes (WebSocket,
+    /// EventSource, long polling).
+    Nchan,
+}
+
+impl Server {
+    fn parse(name: &str) -> Result<Server, String> {
+        match name {
+            "rtwire" => Ok(Server::Rtwire),
+            "nchan" => Ok(Server::Nchan),
+            _ => Err(format!("unknown server {name:?} (rtwire, nchan)")),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Options {
     pub mode: Mode,
+    pub server: Server,
     pub addr: SocketAddr,
     /// The `Host` header.
     pub host: String,
@@ -81,6 +107,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
     let mut subscribe_ports = None;
     let mut options = Options {
         mode,
+        server: Server::Rtwire,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         host: String::new(),
         transports: Vec::new(),
@@ -105,6 +132,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         };
         match flag.as_str() {
             "--port" => port = Some(number::<u16>(value()?)?),
+            "--server" => options.server = Server::parse(value()?)?,
             "--transports" | "--transport" => {
                 let list = value()?.split(',').map(Transport::parse);
                 transports = Some(list.collect::<Result<Vec<_>, _>>()?);
@@ -167,6 +195,36 @@ fn check(options: &Options) -> Result<(), String> {
     }
     if options.poll_interval.is_zero() {
         return Err("--poll-interval must be positive".into());
+    }
+    if options.server == Server::Nchan {
+        check_nchan(options)?;
+    }
+    Ok(())
+}
+
+/// What the Nchan mode offers: the fan-out of the transports both servers
+/// have, on one server.
+fn check_nchan(options: &Options) -> Result<(), String> {
+    if options.mode != Mode::Fanout {
+        return Err("--server nchan: fanout only (the wire cost counts rtwire's envelopes)".into());
+    }
+    let why = match options.transports[0] {
+        Transport::Ws | Transport::Sse | Transport::LongPoll => None,
+        // Nchan's interval poll asks for the next message and is answered
+        // 304 until it is there: not rtwire's poll for all since an id.
+        Transport::Poll => Some("Nchan's interval polling is not rtwire's short poll"),
+        // Nchan compresses only with nchan_deflate_message_for_websocket,
+        // with settings of its own: not comparable with rtwire's.
+        Transport::WsDeflate => Some("Nchan's permessage-deflate is configured apart"),
+    };
+    if let Some(why) = why {
+        return Err(format!(
+            "--server nchan: transport {} is not offered (ws, sse or long-poll): {why}",
+            options.transports[0].name()
+        ));
+    }
+    if options.nodes != [options.addr] {
+        return Err("--server nchan: one server, no --subscribe-ports".into());
     }
     Ok(())
 }

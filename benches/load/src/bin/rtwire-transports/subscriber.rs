@@ -17,6 +17,8 @@ use tokio::time::Instant;
 use crate::counted::{Counted, Traffic};
 use crate::formats::{poll_answer, sse_event, ws_delivery, ws_joined, SseEvent};
 use crate::http::{self, HttpConn};
+use crate::nchan;
+use crate::options::Server;
 use crate::payload::{self, now_ns};
 
 /// The ways to subscribe.
@@ -78,6 +80,7 @@ impl Transport {
 /// What all the subscribers of a run share.
 #[derive(Clone, Debug)]
 pub struct Setup {
+    pub server: Server,
     pub addr: SocketAddr,
     /// The `Host` header: `127.0.0.1:PORT`.
     pub host: String,
@@ -86,7 +89,8 @@ pub struct Setup {
     /// the run: polls ask `since` it, SSE sends it as `Last-Event-ID`, and
     /// `/ws` joins `since` it. No message can then fall between
     /// subscribing and the first publish, however late a request reaches
-    /// the server.
+    /// the server. (For Nchan: its message id, sent as `Last-Event-ID` by
+    /// every kind of subscriber.)
     pub since: String,
     /// Messages published; each subscriber stops when it has them all.
     pub messages: u32,
@@ -131,6 +135,11 @@ pub enum Subscriber {
     LongPoll(Polling),
     Sse(HttpConn),
     Ws(Box<WebSocket<Counted<TcpStream>>>),
+    /// Nchan's long poll; the first is already sent.
+    NchanLongPoll(nchan::LongPoll),
+    /// Nchan's WebSocket: each message's payload in one text frame. (Its
+    /// SSE is rtwire's format: `Sse`.)
+    NchanWs(Box<WebSocket<Counted<TcpStream>>>),
 }
 
 /// A polling subscriber's connection, kept alive between requests.
@@ -148,6 +157,9 @@ impl Subscriber {
     /// it writes the head), the first long poll is written, and a short
     /// poller has made its first (empty) poll.
     pub async fn open(transport: Transport, setup: &Setup) -> Result<Subscriber, String> {
+        if setup.server == Server::Nchan {
+            return nchan::open(transport, setup).await;
+        }
         match transport {
             Transport::Poll => {
                 let mut polling = Polling::connect(setup).await?;
@@ -188,12 +200,14 @@ impl Subscriber {
             Subscriber::LongPoll(polling) => polling.run_long(&mut inbox).await,
             Subscriber::Sse(conn) => run_sse(conn, &mut inbox).await,
             Subscriber::Ws(ws) => run_ws(ws, &mut inbox).await,
+            Subscriber::NchanLongPoll(polling) => polling.run(&mut inbox).await,
+            Subscriber::NchanWs(ws) => nchan::run_ws(ws, &mut inbox).await,
         }
     }
 }
 
 /// Checks and records what arrives at one subscriber.
-struct Inbox<'a> {
+pub struct Inbox<'a> {
     /// The sequence number expected next.
     next: u32,
     setup: &'a Setup,
@@ -202,7 +216,7 @@ struct Inbox<'a> {
 
 impl Inbox<'_> {
     /// One payload, received at `now` (ns on the payload clock).
-    fn accept(&mut self, data: &[u8], now: u64) -> Result<(), String> {
+    pub fn accept(&mut self, data: &[u8], now: u64) -> Result<(), String> {
         let stamp = payload::check(data, self.setup.size)?;
         if stamp.seq != self.next || self.done() {
             return Err(format!(
@@ -217,8 +231,12 @@ impl Inbox<'_> {
         Ok(())
     }
 
-    fn done(&self) -> bool {
+    pub fn done(&self) -> bool {
         self.next >= self.setup.messages
+    }
+
+    pub fn setup(&self) -> &Setup {
+        self.setup
     }
 }
 
