@@ -185,14 +185,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
     /// past that it stops reading (and waits for ever: the caller's own
     /// deadline ends the wait).
     pub async fn closed(&mut self, limit: usize) {
+        // Read through a small probe: the buffer stays unallocated while
+        // thousands of long polls wait, and grows only if bytes come.
+        let mut probe = [0u8; 64];
         while self.buf.len() < limit {
-            self.buf.reserve(512);
-            match self.io.read_buf(&mut self.buf).await {
+            match self.io.read(&mut probe).await {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(n) => self.buf.extend_from_slice(&probe[..n]),
             }
         }
         std::future::pending::<()>().await
+    }
+
+    /// Frees the read buffer if it holds nothing: for a connection about
+    /// to wait long (a held long poll, an event stream), whose 4 KiB would
+    /// otherwise stay allocated for nothing, at every subscriber.
+    pub fn release_buffer(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
     }
 
     /// Answers and closes without losing the answer: a close with unread
@@ -204,7 +215,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
             return;
         }
         let _ = self.io.shutdown().await;
-        let mut sink = [0u8; 4096];
+        // Small: it is part of every connection task's future.
+        let mut sink = [0u8; 512];
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let mut left: usize = 64 * 1024;
             while left > 0 {

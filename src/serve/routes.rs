@@ -190,7 +190,9 @@ async fn handle(
         Route::WrongMethod(allow) => {
             Response::error(405, "method not allowed").header("Allow", allow)
         }
-        Route::Publish(channel) => publish(app, asker, &incoming.body, channel).await,
+        // Boxed, as the admin routes: each would otherwise size every
+        // connection's task (held long polls included) for itself.
+        Route::Publish(channel) => Box::pin(publish(app, asker, &incoming.body, channel)).await,
         Route::Topic(channel) => admin::topic(app, asker, channel).await,
         Route::Presence(channel) => match authorize(app, asker, channel).await {
             Ok(_) => presence_list(app, &incoming.request, channel),
@@ -201,11 +203,28 @@ async fn handle(
             Err(denied) => denied,
         },
         Route::Webhooks(route) => match &app.push {
-            Some(push) => admin::webhooks(push, &incoming.request, &incoming.body, route).await,
+            Some(push) => {
+                Box::pin(admin::webhooks(
+                    push,
+                    &incoming.request,
+                    &incoming.body,
+                    route,
+                ))
+                .await
+            }
             None => Response::error(404, "no such route"),
         },
         Route::WebSub => match &app.push {
-            Some(push) => admin::websub(app, push, asker, &incoming.request, &incoming.body).await,
+            Some(push) => {
+                Box::pin(admin::websub(
+                    app,
+                    push,
+                    asker,
+                    &incoming.request,
+                    &incoming.body,
+                ))
+                .await
+            }
             None => Response::error(404, "no such route"),
         },
         Route::Poll(channel) => match authorize(app, asker, channel).await {
@@ -218,8 +237,16 @@ async fn handle(
         Route::LongPoll(channel) => match authorize(app, asker, channel).await {
             Ok(identity) => {
                 let _open = app.metrics.open(Transport::LongPoll);
+                conn.release_buffer();
                 let request = &incoming.request;
-                let answer = long_poll::answer(app, request, channel, identity.as_deref());
+                // Boxed: inline, its state would size every connection's
+                // task, whatever it serves.
+                let answer = Box::pin(long_poll::answer(
+                    app,
+                    request,
+                    channel,
+                    identity.as_deref(),
+                ));
                 // A client that leaves frees its slot at once, not at the
                 // end of its timeout.
                 tokio::select! {
@@ -241,7 +268,16 @@ async fn handle(
                 let _open = app.metrics.open(Transport::Sse);
                 log_request(&method, &path, 200);
                 let request = &incoming.request;
-                sse::stream(app, conn, request, channel, identity.as_deref()).await;
+                // Boxed (as a socket's future is): a stream lives long, and
+                // inline it would size every connection's task for itself.
+                Box::pin(sse::stream(
+                    app,
+                    conn,
+                    request,
+                    channel,
+                    identity.as_deref(),
+                ))
+                .await;
                 return Next::Done;
             }
             Err(denied) => denied,

@@ -117,6 +117,8 @@ pub(crate) async fn stream(
         return;
     }
     conn.io.traffic().response(200);
+    // Nothing more is read into it (the probe below watches for the end).
+    conn.release_buffer();
     let mut heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + app.config.sse_heartbeat,
         app.config.sse_heartbeat,
@@ -254,7 +256,10 @@ mod tests {
         let mut subscription = hub.subscribe("room", Since::Live).unwrap();
         let total = BATCH_MESSAGES + 6;
         let published: Vec<_> = (0..total)
-            .map(|i| hub.publish("room", Bytes::from(format!("m{i}")), None).unwrap())
+            .map(|i| {
+                hub.publish("room", Bytes::from(format!("m{i}")), None)
+                    .unwrap()
+            })
             .collect();
         let first = subscription.recv().await.unwrap();
         let (chunk, events) = batch(&mut subscription, &first);
@@ -268,7 +273,8 @@ mod tests {
         let next = subscription.recv().await.unwrap();
         let (chunk, events) = batch(&mut subscription, &next);
         assert_eq!((events, events_in(&chunk)), (6, 6));
-        hub.publish("room", Bytes::from_static(b"alone"), None).unwrap();
+        hub.publish("room", Bytes::from_static(b"alone"), None)
+            .unwrap();
         let alone = subscription.recv().await.unwrap();
         let (chunk, events) = batch(&mut subscription, &alone);
         assert_eq!(events, 1);

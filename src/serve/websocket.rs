@@ -190,14 +190,45 @@ struct Session<'a> {
     rooms: HashMap<String, Room>,
 }
 
+/// The socket `serve` serves.
+type Socket = WebSocket<Counted<Stream>>;
+
 /// Upgrades the connection and serves the socket until it closes.
+///
+/// Two futures, each boxed: a connection's task keeps room for the largest
+/// step of what it awaits for as long as it lives, and the handshake's
+/// (the request, its buffer, the accept configuration) is done with once
+/// the socket is open.
 pub(crate) async fn serve(
     app: &App,
     conn: HttpConn<Stream>,
     asker: AuthRequest<'_>,
     identity: Option<String>,
 ) {
-    let request = asker.head;
+    // The socket moves into `run`'s box inside the block, so this future
+    // keeps no room for it while the box runs.
+    let serving = {
+        let Some(socket) = upgrade(app, conn, asker).await else {
+            return;
+        };
+        run(app, socket, asker, identity)
+    };
+    serving.await;
+}
+
+/// A boxed future of this module: see [`serve`].
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The opening handshake; `None` if it failed (counted and logged).
+fn upgrade<'a>(
+    app: &'a App,
+    conn: HttpConn<Stream>,
+    asker: AuthRequest<'a>,
+) -> Boxed<'a, Option<Socket>> {
+    Box::pin(handshake(app, conn, asker))
+}
+
+async fn handshake(app: &App, conn: HttpConn<Stream>, asker: AuthRequest<'_>) -> Option<Socket> {
     let config = AcceptConfig {
         connection: Config::default()
             .max_message_size(app.config.ws_max_message)
@@ -208,79 +239,95 @@ pub(crate) async fn serve(
         keep_request: false,
         ..AcceptConfig::default()
     };
-    let mut socket = match ws::accept_request(conn.io, request, &conn.buf, &config).await {
-        Ok(socket) => socket,
+    // The read buffer goes with this future, once its leftover bytes are
+    // copied: kept, it would hold its 4 KiB as long as the socket lives.
+    let HttpConn { io, buf, .. } = conn;
+    match ws::accept_request(io, asker.head, &buf, &config).await {
+        Ok(socket) => Some(socket),
         Err(error) => {
             tracing::debug!(%error, "WebSocket handshake failed");
             app.metrics.handshake_failed();
             if let ws::Error::Handshake(refused) = &error {
                 app.metrics.traffic.response(refused.status());
             }
-            return;
+            None
         }
-    };
-    tracing::debug!(user = identity.as_deref(), "WebSocket opened");
-    app.metrics.traffic.response(101);
-    let _open = app.metrics.open(Transport::WebSocket);
-    socket.set_write_timeout(Some(app.config.write_timeout));
-    let mut session = Session {
-        app,
-        asker,
-        identity: identity.clone(),
-        sender: app.hub.new_sender_id(),
-        rooms: HashMap::new(),
-    };
-    if let Some(user) = &identity {
-        let room = format!("user:{user}");
-        let reply = session.join(&room, Since::Live, None).await;
-        let reply = reply.unwrap_or_else(|reason| error(&reason, None));
-        let _ = socket.feed(Message::text(reply));
     }
-    let mut shutdown = app.shutdown.clone();
-    // A socket in no room is closed after ws_idle_timeout without a command.
-    let idle_for = app.config.ws_idle_timeout;
-    let idle = tokio::time::sleep(idle_for);
-    tokio::pin!(idle);
-    loop {
-        tokio::select! {
-            incoming = socket.recv() => match incoming {
-                Ok(Some(Message::Text(text))) => {
-                    let reply = session.command(text.as_str()).await;
-                    idle.as_mut().reset(tokio::time::Instant::now() + idle_for);
-                    if !reply.is_empty() && socket.send(Message::text(reply)).await.is_err() {
+}
+
+/// Serves an open socket until it closes. (An `async move` block, not an
+/// `async fn`: an async fn keeps its arguments twice, and the socket is
+/// the biggest thing in it.)
+fn run<'a>(
+    app: &'a App,
+    mut socket: Socket,
+    asker: AuthRequest<'a>,
+    identity: Option<String>,
+) -> Boxed<'a, ()> {
+    Box::pin(async move {
+        tracing::debug!(user = identity.as_deref(), "WebSocket opened");
+        app.metrics.traffic.response(101);
+        let _open = app.metrics.open(Transport::WebSocket);
+        socket.set_write_timeout(Some(app.config.write_timeout));
+        let mut session = Session {
+            app,
+            asker,
+            identity: identity.clone(),
+            sender: app.hub.new_sender_id(),
+            rooms: HashMap::new(),
+        };
+        if let Some(user) = &identity {
+            let room = format!("user:{user}");
+            let reply = session.join(&room, Since::Live, None).await;
+            let reply = reply.unwrap_or_else(|reason| error(&reason, None));
+            let _ = socket.feed(Message::text(reply));
+        }
+        let mut shutdown = app.shutdown.clone();
+        // A socket in no room is closed after ws_idle_timeout without a command.
+        let idle_for = app.config.ws_idle_timeout;
+        let idle = tokio::time::sleep(idle_for);
+        tokio::pin!(idle);
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    Ok(Some(Message::Text(text))) => {
+                        let reply = Box::pin(session.command(text.as_str())).await;
+                        idle.as_mut().reset(tokio::time::Instant::now() + idle_for);
+                        if !reply.is_empty() && socket.send(Message::text(reply)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Some(Message::Binary(_))) => {
+                        let _ = socket.send(Message::text(error("commands are JSON text messages", None))).await;
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                },
+                delivery = poll_fn(|cx| poll_rooms(&mut session.rooms, cx)) => {
+                    if !deliver(app, &mut socket, &mut session.rooms, delivery).await {
                         break;
                     }
                 }
-                Ok(Some(Message::Binary(_))) => {
-                    let _ = socket.send(Message::text(error("commands are JSON text messages", None))).await;
+                _ = shutdown.changed() => {
+                    close(&mut socket, CloseCode::GOING_AWAY, "server shutting down").await;
+                    break;
                 }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            },
-            delivery = poll_fn(|cx| poll_rooms(&mut session.rooms, cx)) => {
-                if !deliver(app, &mut socket, &mut session.rooms, delivery).await {
+                () = &mut idle, if session.rooms.is_empty() => {
+                    close(&mut socket, CloseCode::POLICY_VIOLATION, "idle: joined no room").await;
                     break;
                 }
             }
-            _ = shutdown.changed() => {
-                close(&mut socket, CloseCode::GOING_AWAY, "server shutting down").await;
-                break;
-            }
-            () = &mut idle, if session.rooms.is_empty() => {
-                close(&mut socket, CloseCode::POLICY_VIOLATION, "idle: joined no room").await;
-                break;
-            }
         }
-    }
-    // Dropping the rooms ends their subscriptions and their members' presence.
-    session.rooms.clear();
+        // Dropping the rooms ends their subscriptions and their members' presence.
+        session.rooms.clear();
+    })
 }
 
 /// Writes `first` and whatever else the rooms have queued, in one write
 /// (up to a batch); false when the socket is done.
 async fn deliver(
     app: &App,
-    socket: &mut WebSocket<Counted<Stream>>,
+    socket: &mut Socket,
     rooms: &mut HashMap<String, Room>,
     first: Delivery,
 ) -> bool {
@@ -302,13 +349,14 @@ async fn deliver(
             Delivery::Lagged { channel, last } => {
                 let last = last.map(|id| id.to_string()).unwrap_or_default();
                 let reason = format!("too slow on {channel}; rejoin since {last}");
-                close(socket, CloseCode(1013), &reason).await;
+                // Boxed: seldom, and inline it would double this future.
+                Box::pin(close(socket, CloseCode(1013), &reason)).await;
                 return false;
             }
             Delivery::Reset { channel, last } => {
                 let last = last.map(|id| id.to_string()).unwrap_or_default();
                 let reason = format!("{channel} was reset; rejoin since {last}");
-                close(socket, CloseCode(1013), &reason).await;
+                Box::pin(close(socket, CloseCode(1013), &reason)).await;
                 return false;
             }
         }
@@ -328,11 +376,7 @@ async fn deliver(
 
 /// Queues one message, encoded (and compressed, where sockets share the
 /// server's deflate parameters) once for every socket.
-fn feed_message(
-    app: &App,
-    socket: &mut WebSocket<Counted<Stream>>,
-    message: &HubMessage,
-) -> Result<(), ws::Error> {
+fn feed_message(app: &App, socket: &mut Socket, message: &HubMessage) -> Result<(), ws::Error> {
     let json = message.encoded(FormatKey::WS_TEXT, encode_delivery);
     // Encoded from a String: already UTF-8, no per-socket re-validation.
     let text = Message::Text(Utf8Bytes::from_validated(json.clone()));
@@ -349,7 +393,7 @@ fn feed_message(
 }
 
 /// Sends a close frame and waits (briefly) for the client's reply.
-async fn close(socket: &mut WebSocket<Counted<Stream>>, code: CloseCode, reason: &str) {
+async fn close(socket: &mut Socket, code: CloseCode, reason: &str) {
     let reason = truncate_reason(reason);
     if socket.close(code, reason).await.is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
