@@ -23,17 +23,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { X509Certificate, createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import * as support from './support.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..', '..');
 const BIN = resolve(ROOT, process.env.RTWIRE_BIN || 'target/debug/rtwire');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const ARTIFACTS = join(HERE, 'artifacts');
 /** Every wait in this file is bounded by this. */
 const WAIT_MS = 15_000;
@@ -48,12 +46,6 @@ const HTTP_SCHEME = TLS_CERT ? 'https' : 'http';
 const WS_SCHEME = TLS_CERT ? 'wss' : 'ws';
 /** Screenshots of the two runs side by side. */
 const SHOT_PREFIX = TLS_CERT ? 'https-' : '';
-
-/** base64(SHA-256(SubjectPublicKeyInfo)) of the certificate, as Chromium pins keys. */
-function spkiPin(certPem) {
-  const spki = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(spki).digest('base64');
-}
 
 /** The page's <option> values and what #status says once connected. */
 const TRANSPORTS = [
@@ -210,17 +202,7 @@ before(async () => {
   base = await startServer();
   const expected = new RegExp(`^${HTTP_SCHEME}://127\\.0\\.0\\.1:\\d+$`);
   assert.match(base, expected, `listens on 127.0.0.1 only, over ${HTTP_SCHEME}`);
-  const tlsArgs = TLS_CERT ? [`--ignore-certificate-errors-spki-list=${spkiPin(readFileSync(TLS_CERT))}`] : [];
-  browser = await within(WAIT_MS, chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: WAIT_MS,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      ...tlsArgs,
-    ],
-  }), `Chromium (${CHROMIUM}) to start`);
+  browser = await support.launchChromium();
 });
 
 after(async () => {
