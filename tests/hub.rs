@@ -891,3 +891,28 @@ async fn all_histories_together_are_bounded_oldest_channels_trimmed_first() {
     assert_eq!(hub.sweep_at(Instant::now() + Duration::from_secs(3600)), 20);
     assert_eq!(hub.stats().history_bytes, 0);
 }
+
+#[tokio::test]
+async fn had_more_says_whether_messages_waited_behind_the_one_taken() {
+    let hub = hub();
+    let mut history = hub.subscribe("more", Since::Live).unwrap();
+    publish_n(&hub, "more", 2);
+    // From the history, then live: both report what waits behind them.
+    let mut subscription = hub.subscribe("more", Since::Beginning).unwrap();
+    let mut hints = Vec::new();
+    publish_n(&hub, "more", 2);
+    while let Some(message) = subscription.try_recv().unwrap() {
+        hints.push((message.id.seq, subscription.had_more()));
+    }
+    assert_eq!(hints.last(), Some(&(4, false)), "{hints:?}");
+    assert!(hints[..3].iter().all(|(_, more)| *more), "{hints:?}");
+    assert!(!subscription.had_more(), "nothing taken: nothing behind");
+    // Live only: three queued, the last has nothing behind it.
+    let mut taken = Vec::new();
+    for _ in 0..4 {
+        let message = history.recv().await.unwrap();
+        taken.push(history.had_more());
+        assert!(message.id.seq <= 4);
+    }
+    assert_eq!(taken, vec![true, true, true, false]);
+}

@@ -609,6 +609,11 @@ async fn websocket_deflate_compresses_a_message_once_for_every_socket_that_share
     let shared = message.encoded(FormatKey::WS_DEFLATE, |_| unreachable!("compressed once"));
     let key = DeflateConfig::lean().server_compression_key().unwrap();
     assert_eq!(shared.to_vec(), key.compress(&json));
-    assert!(shared.len() < json.len() / 4, "{} of {}", shared.len(), json.len());
+    assert!(
+        shared.len() < json.len() / 4,
+        "{} of {}",
+        shared.len(),
+        json.len()
+    );
     server.shutdown().await;
 }

@@ -127,9 +127,10 @@ impl Queue {
         }
     }
 
-    /// The next message; with `waker`, when there is none, it is kept to
-    /// be woken by the next push or the close.
-    fn pop(&self, waker: Option<&Waker>) -> Result<Option<Arc<HubMessage>>, Closed> {
+    /// The next message, and whether more wait behind it; with `waker`,
+    /// when there is none, it is kept to be woken by the next push or the
+    /// close.
+    fn pop(&self, waker: Option<&Waker>) -> Result<Option<(Arc<HubMessage>, bool)>, Closed> {
         let mut state = self.lock();
         if let Some(reason) = state.closed {
             return Err(reason);
@@ -144,7 +145,7 @@ impl Queue {
             return Ok(None);
         };
         state.bytes -= cost;
-        Ok(Some(message))
+        Ok(Some((message, !state.buf.is_empty())))
     }
 
     fn closed(&self) -> Option<Closed> {
@@ -175,6 +176,8 @@ pub struct Subscription {
     resume: Resume,
     cursor: MessageId,
     last_seen: Option<MessageId>,
+    /// Whether more messages waited behind the last one taken.
+    more: bool,
 }
 
 impl Subscription {
@@ -192,6 +195,7 @@ impl Subscription {
             resume: registration.resume,
             cursor: registration.cursor,
             last_seen: None,
+            more: false,
         }
     }
 
@@ -248,6 +252,14 @@ impl Subscription {
         }
     }
 
+    /// Whether more messages waited behind the last one taken: when
+    /// false, a [`try_recv`](Self::try_recv) would most likely find none,
+    /// and a task writing what is queued can stop asking (one published
+    /// since wakes it as usual).
+    pub fn had_more(&self) -> bool {
+        self.more
+    }
+
     /// The next message if one is ready, `Ok(None)` if none is.
     ///
     /// The end of the subscription is reported at once, ahead of any
@@ -261,11 +273,19 @@ impl Subscription {
     /// `waker`, kept to be woken when there is none yet.
     fn take(&mut self, waker: Option<&Waker>) -> Result<Option<Arc<HubMessage>>, Closed> {
         let next = if self.backlog.is_empty() {
-            self.queue.pop(waker)
+            self.queue.pop(waker).map(|popped| {
+                let (message, more) = popped.unzip();
+                self.more = more.unwrap_or(false);
+                message
+            })
         } else {
             match self.queue.closed() {
                 Some(reason) => Err(reason),
-                None => Ok(self.backlog.pop_front()),
+                None => {
+                    // Live messages may wait behind the history.
+                    self.more = true;
+                    Ok(self.backlog.pop_front())
+                }
             }
         };
         let next = next.inspect_err(|_| self.backlog = VecDeque::new())?;

@@ -170,6 +170,9 @@ pub(crate) async fn stream(
 /// `recv`, which reports it again.
 fn batch(subscription: &mut Subscription, first: &Arc<HubMessage>) -> (Bytes, usize) {
     let first = first.encoded(FormatKey::SSE, encode_event);
+    if !subscription.had_more() {
+        return (first, 1);
+    }
     let Ok(Some(second)) = subscription.try_recv() else {
         return (first, 1);
     };
@@ -177,7 +180,7 @@ fn batch(subscription: &mut Subscription, first: &Arc<HubMessage>) -> (Bytes, us
     out.extend_from_slice(&first);
     out.extend_from_slice(&second.encoded(FormatKey::SSE, encode_event));
     let mut events = 2;
-    while events < BATCH_MESSAGES && out.len() < BATCH_BYTES {
+    while events < BATCH_MESSAGES && out.len() < BATCH_BYTES && subscription.had_more() {
         let Ok(Some(message)) = subscription.try_recv() else {
             break;
         };

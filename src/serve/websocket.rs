@@ -143,7 +143,7 @@ impl Room {
 
     /// The next message already queued, without waiting.
     fn try_delivery(&mut self, name: &str) -> Option<Delivery> {
-        if self.ended {
+        if self.ended || !self.subscription.had_more() {
             return None;
         }
         let next = self.subscription.try_recv().transpose()?;
@@ -283,6 +283,10 @@ fn run<'a>(
             let _ = socket.feed(Message::text(reply));
         }
         let mut shutdown = app.shutdown.clone();
+        // Made once: a new one per turn of the loop would register anew
+        // at every delivery.
+        let shutting_down = shutdown.changed();
+        tokio::pin!(shutting_down);
         // A socket in no room is closed after ws_idle_timeout without a command.
         let idle_for = app.config.ws_idle_timeout;
         let idle = tokio::time::sleep(idle_for);
@@ -308,7 +312,7 @@ fn run<'a>(
                         break;
                     }
                 }
-                _ = shutdown.changed() => {
+                _ = &mut shutting_down => {
                     close(&mut socket, CloseCode::GOING_AWAY, "server shutting down").await;
                     break;
                 }
