@@ -26,6 +26,7 @@ mod http;
 mod nchan;
 mod options;
 mod payload;
+mod publish;
 mod publisher;
 mod subscriber;
 mod table;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
     let result = match options.mode {
         Mode::Cost => local.block_on(&runtime, cost::run(&options)),
         Mode::Fanout => local.block_on(&runtime, fanout::run(&options)),
+        Mode::Publish => local.block_on(&runtime, publish::run(&options)),
     };
     // Tasks still running (a server that stopped answering) end here.
     drop(local);

@@ -9,14 +9,18 @@ pub const USAGE: &str = "\
 usage: rtwire-transports cost --port PORT [options]
        rtwire-transports fanout --port PORT --transport T [-n N] [options]
        rtwire-transports fanout --server nchan --port PORT --transport T [-n N] [options]
+       rtwire-transports publish --port PORT [--publishers C] [--duration S] [-s BYTES]
 
   cost     one subscriber per transport receives M messages: bytes on the
            wire both ways, HTTP requests; then the idle cost per hour
   fanout   N subscribers of one transport, M messages: delivery latency,
            losses, the server's CPU time and memory
+  publish  C publishers post to one channel as fast as it answers, for S
+           seconds after a second of warm-up: publishes per second, the
+           server's CPU time per publish
 
   --port PORT            the server on 127.0.0.1:PORT (required)
-      --server S         fanout: rtwire (default) or nchan: nginx with Nchan,
+      --server S         fanout, publish: rtwire (default) or nchan: nginx with Nchan,
                          publishing to /pub/room and subscribing on /sub/room
                          (ws, sse or long-poll only)
   --transports LIST      cost: comma-separated (default poll,long-poll,sse,ws,ws-deflate)
@@ -38,6 +42,8 @@ usage: rtwire-transports cost --port PORT [options]
                          which the publisher always uses); for nodes that
                          share one hub through Redis
       --open-parallel N  fanout: subscribers connecting at once (default 64)
+      --publishers C     publish: keep-alive connections posting (default 16)
+      --duration S       publish: the measured window (default 10)
       --grace S          fanout: wait for deliveries this long after the last
                          publish (plus the poll interval for short polling)
                          before counting the missing ones lost (default 10)
@@ -47,6 +53,7 @@ Only 127.0.0.1 is a target. Every phase is bounded in time.";
 pub enum Mode {
     Cost,
     Fanout,
+    Publish,
 }
 
 /// The server measured: the same load and the same measurements on both.
@@ -92,13 +99,17 @@ pub struct Options {
     pub nodes: Vec<SocketAddr>,
     pub open_parallel: usize,
     pub grace: Duration,
+    /// Publish: connections posting at once, and for how long.
+    pub publishers: usize,
+    pub duration: Duration,
 }
 
 pub fn parse(args: &[String]) -> Result<Options, String> {
     let (mode, rest) = match args.split_first() {
         Some((m, rest)) if m == "cost" => (Mode::Cost, rest),
         Some((m, rest)) if m == "fanout" => (Mode::Fanout, rest),
-        _ => return Err("the first argument is the mode: cost or fanout".into()),
+        Some((m, rest)) if m == "publish" => (Mode::Publish, rest),
+        _ => return Err("the first argument is the mode: cost, fanout or publish".into()),
     };
     let mut port = None;
     let mut transports = None;
@@ -122,6 +133,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         nodes: Vec::new(),
         open_parallel: 64,
         grace: Duration::from_secs(10),
+        publishers: 16,
+        duration: Duration::from_secs(10),
     };
     let mut args = rest.iter();
     while let Some(flag) = args.next() {
@@ -153,6 +166,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--open-parallel" => options.open_parallel = number(value()?)?,
             "--grace" => options.grace = seconds(value()?)?,
+            "--publishers" => options.publishers = number(value()?)?,
+            "--duration" => options.duration = seconds(value()?)?,
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -166,7 +181,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         .collect();
     let (default_messages, default_rate) = match mode {
         Mode::Cost => (100, 10.0),
-        Mode::Fanout => (50, 5.0),
+        Mode::Fanout | Mode::Publish => (50, 5.0),
     };
     options.messages = messages.unwrap_or(default_messages);
     options.rate = rate.unwrap_or(default_rate);
@@ -175,6 +190,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         (Mode::Cost, Some(list)) => list,
         (Mode::Fanout, Some(list)) if list.len() == 1 => list,
         (Mode::Fanout, _) => return Err("fanout needs exactly one --transport".into()),
+        (Mode::Publish, _) => Vec::new(),
     };
     check(&options)?;
     Ok(options)
@@ -196,6 +212,9 @@ fn check(options: &Options) -> Result<(), String> {
     if options.poll_interval.is_zero() {
         return Err("--poll-interval must be positive".into());
     }
+    if options.publishers == 0 || options.duration.is_zero() {
+        return Err("--publishers and --duration must be at least 1".into());
+    }
     if options.server == Server::Nchan {
         check_nchan(options)?;
     }
@@ -205,6 +224,9 @@ fn check(options: &Options) -> Result<(), String> {
 /// What the Nchan mode offers: the fan-out of the transports both servers
 /// have, on one server.
 fn check_nchan(options: &Options) -> Result<(), String> {
+    if options.mode == Mode::Publish {
+        return Ok(());
+    }
     if options.mode != Mode::Fanout {
         return Err("--server nchan: fanout only (the wire cost counts rtwire's envelopes)".into());
     }
