@@ -834,19 +834,26 @@ impl Connection {
                 None => self.close_without_code(),
             };
         }
-        if self.close_sent {
-            return Err(SendError::Closed);
-        }
-        let limit = self.config.max_write_buffer;
-        if self.buffered_output() >= limit {
-            return Err(SendError::WriteBufferFull { limit });
-        }
+        self.check_can_send()?;
         match message {
             Message::Text(text) => self.write_data(OpCode::Text, text.into_bytes()),
             Message::Binary(data) => self.write_data(OpCode::Binary, data),
             Message::Ping(data) => self.write_control(OpCode::Ping, &data)?,
             Message::Pong(data) => self.write_control(OpCode::Pong, &data)?,
             Message::Close(_) => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// Whether a data or control frame may be queued now: no close sent
+    /// (§5.5.1), and less than `max_write_buffer` waiting.
+    fn check_can_send(&self) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        let limit = self.config.max_write_buffer;
+        if self.buffered_output() >= limit {
+            return Err(SendError::WriteBufferFull { limit });
         }
         Ok(())
     }
@@ -875,13 +882,7 @@ impl Connection {
         if self.compression_key() != Some(key) {
             return self.send(message);
         }
-        if self.close_sent {
-            return Err(SendError::Closed);
-        }
-        let limit = self.config.max_write_buffer;
-        if self.buffered_output() >= limit {
-            return Err(SendError::WriteBufferFull { limit });
-        }
+        self.check_can_send()?;
         self.write_frame_payload(RSV1, opcode, compressed);
         Ok(())
     }
