@@ -64,16 +64,10 @@ use crate::ws::{self, AcceptConfig, WebSocket};
 /// What a socket's rooms have for it.
 enum Delivery {
     Message(Arc<HubMessage>),
-    Lagged {
-        channel: String,
-        last: Option<MessageId>,
-    },
-    /// The room's channel started over (the broker lost messages or its
-    /// history): the client rejoins from its last id and is told which.
-    Reset {
-        channel: String,
-        last: Option<MessageId>,
-    },
+    /// The socket fell behind in a room, or the room's channel started
+    /// over (the broker lost messages or its history): it is closed with
+    /// 1013 and this reason, which names the id to rejoin after.
+    Rejoin(String),
     /// A notice that is not a message (presence), as JSON text.
     Notice(String),
 }
@@ -152,23 +146,28 @@ impl Room {
 
     /// What a message taken, or the subscription's end, means to the socket.
     fn delivery(&mut self, name: &str, next: Result<Arc<HubMessage>, Closed>) -> Option<Delivery> {
-        let last = self.subscription.last_seen();
+        let last = || rejoin_point(self.subscription.last_seen());
         match next {
             Ok(message) => Some(Delivery::Message(message)),
-            Err(Closed::Lagged) => Some(Delivery::Lagged {
-                channel: name.to_owned(),
-                last,
-            }),
-            Err(Closed::Reset) => Some(Delivery::Reset {
-                channel: name.to_owned(),
-                last,
-            }),
+            Err(Closed::Lagged) => Some(Delivery::Rejoin(format!(
+                "too slow on {name}; rejoin since {}",
+                last()
+            ))),
+            Err(Closed::Reset) => Some(Delivery::Rejoin(format!(
+                "{name} was reset; rejoin since {}",
+                last()
+            ))),
             Err(Closed::Shutdown) => {
                 self.ended = true;
                 None
             }
         }
     }
+}
+
+/// The id a client rejoins after; empty before any message.
+fn rejoin_point(last: Option<MessageId>) -> String {
+    last.map(|id| id.to_string()).unwrap_or_default()
 }
 
 /// The next delivery from any room, waiting for one.
@@ -350,16 +349,8 @@ async fn deliver(
                     return false;
                 }
             }
-            Delivery::Lagged { channel, last } => {
-                let last = last.map(|id| id.to_string()).unwrap_or_default();
-                let reason = format!("too slow on {channel}; rejoin since {last}");
+            Delivery::Rejoin(reason) => {
                 // Boxed: seldom, and inline it would double this future.
-                Box::pin(close(socket, CloseCode(1013), &reason)).await;
-                return false;
-            }
-            Delivery::Reset { channel, last } => {
-                let last = last.map(|id| id.to_string()).unwrap_or_default();
-                let reason = format!("{channel} was reset; rejoin since {last}");
                 Box::pin(close(socket, CloseCode(1013), &reason)).await;
                 return false;
             }
