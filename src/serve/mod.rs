@@ -381,22 +381,33 @@ pub(crate) struct App {
 
 /// Serves one client's requests until its connection closes, its log
 /// events in a `connection` span that names the peer.
-async fn serve_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) {
+fn serve_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
     let span = tracing::debug_span!("connection", %peer);
+    // The task keeps room for the largest state of this future as long as
+    // the connection lives, so each phase is boxed and dropped before the
+    // next: a subscriber keeps its stream's state, not the request loop's
+    // or the TLS handshake's.
     let serve = async move {
-        let Some(stream) = secure(&app, stream).await else {
+        let Some(stream) = Box::pin(secure(&app, stream)).await else {
             return;
         };
+        let _open = app.metrics.connection();
         let conn = HttpConn::new(
             stream,
             app.config.write_timeout,
             app.metrics.traffic.clone(),
         );
         tracing::debug!("connection opened");
-        routes::serve_connection(app, conn, peer).await;
+        // Bound in one statement, so no room is kept for the handoff
+        // beside the stream's box.
+        let serving = match Box::pin(routes::serve_connection(&app, conn, peer)).await {
+            Some(handoff) => handoff.serve(&app),
+            None => return,
+        };
+        serving.await;
         tracing::debug!("connection closed");
     };
-    serve.instrument(span).await;
+    serve.instrument(span)
 }
 
 /// The stream every connection runs over: TLS when the server has a

@@ -1,6 +1,8 @@
 //! The request loop of one connection and the route table.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use super::admin::{self, WebhookRoute};
@@ -23,39 +25,86 @@ use bytes::Bytes;
 pub(crate) enum Next {
     /// Ready for the next request.
     KeepAlive(HttpConn<Stream>),
-    /// Closed, or handed to a streaming transport that has finished with it.
+    /// Closed, or answered as the last request.
     Done,
+    /// Accepted for a long-lived transport, served once this loop is gone.
+    Stream(Handoff),
 }
 
-/// Serves requests on one connection until it closes.
-pub(crate) async fn serve_connection(app: Arc<App>, mut conn: HttpConn<Stream>, peer: SocketAddr) {
-    let _open = app.metrics.connection();
-    let mut shutdown = app.shutdown.clone();
-    loop {
-        let read = tokio::select! {
-            read = conn.read_request(&app.config, &app.shed) => read,
-            _ = shutdown.changed() => return,
-        };
-        let incoming = match read {
-            Read::Closed => return,
-            Read::Reject(response) => {
-                tracing::debug!(status = response.status, "bad request rejected");
-                conn.reject(&response).await;
-                return;
-            }
-            Read::Shed(response) => {
-                tracing::debug!("connection shed to make room for a new client");
-                if let Some(response) = response {
-                    let _ = conn.send(&response, false, false).await;
+/// A connection that leaves the request loop for a WebSocket or an event
+/// stream. The loop's future (the largest of any request's) is dropped
+/// before the stream is served, so a subscriber's memory is the stream's
+/// own: the task awaits the two one after the other, each boxed.
+pub(crate) struct Handoff {
+    conn: HttpConn<Stream>,
+    request: Request,
+    peer: SocketAddr,
+    identity: Option<String>,
+    kind: Handed,
+}
+
+enum Handed {
+    WebSocket,
+    Sse { channel: String },
+}
+
+impl Handoff {
+    /// Serves the stream until it ends; the future is the stream's box.
+    pub(crate) fn serve(self, app: &App) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let Handoff {
+            conn,
+            request,
+            peer,
+            identity,
+            kind,
+        } = self;
+        match kind {
+            Handed::WebSocket => websocket::serve(app, conn, request, peer, identity),
+            Handed::Sse { channel } => sse::serve(app, conn, request, channel, identity),
+        }
+    }
+}
+
+/// Serves requests on one connection until it closes, or until one of
+/// them hands the connection to a stream.
+///
+/// (This and `handle` are `async move` blocks, not `async fn`s: an async
+/// fn keeps its arguments twice, and the connection is the largest.)
+pub(crate) fn serve_connection(
+    app: &Arc<App>,
+    mut conn: HttpConn<Stream>,
+    peer: SocketAddr,
+) -> impl Future<Output = Option<Handoff>> + Send + '_ {
+    async move {
+        let mut shutdown = app.shutdown.clone();
+        loop {
+            let read = tokio::select! {
+                read = conn.read_request(&app.config, &app.shed) => read,
+                _ = shutdown.changed() => return None,
+            };
+            let incoming = match read {
+                Read::Closed => return None,
+                Read::Reject(response) => {
+                    tracing::debug!(status = response.status, "bad request rejected");
+                    // Boxed: inline, its state would size every connection.
+                    Box::pin(conn.reject(&response)).await;
+                    return None;
                 }
-                return;
+                Read::Shed(response) => {
+                    tracing::debug!("connection shed to make room for a new client");
+                    if let Some(response) = response {
+                        let _ = conn.send(&response, false, false).await;
+                    }
+                    return None;
+                }
+                Read::Request(incoming) => incoming,
+            };
+            let keep_alive = wants_keep_alive(&incoming.request) && !*shutdown.borrow();
+            match handle(app, conn, incoming, peer, keep_alive).await {
+                Next::KeepAlive(next) if keep_alive => conn = next,
+                Next::Stream(handoff) => return Some(handoff),
+                _ => return None,
             }
-            Read::Request(incoming) => incoming,
-        };
-        let keep_alive = wants_keep_alive(&incoming.request) && !*shutdown.borrow();
-        match handle(&app, conn, incoming, peer, keep_alive).await {
-            Next::KeepAlive(next) if keep_alive => conn = next,
-            _ => return,
         }
     }
 }
@@ -134,170 +183,174 @@ fn resolve<'a>(method: &str, path: &'a str) -> Route<'a> {
     }
 }
 
-async fn handle(
-    app: &Arc<App>,
+fn handle<'a>(
+    app: &'a Arc<App>,
     mut conn: HttpConn<Stream>,
     incoming: Incoming,
     peer: SocketAddr,
     keep_alive: bool,
-) -> Next {
-    let asker = AuthRequest::new(&incoming.request, peer);
-    let path = incoming.request.path().to_owned();
-    // Kept for the debug event: a fallback handler takes the request.
-    let method = match tracing::enabled!(tracing::Level::DEBUG) {
-        true => incoming.request.method.clone(),
-        false => String::new(),
-    };
-    let route = match resolve(&incoming.request.method, &path) {
-        Route::Demo if !app.config.demo_page => Route::NotFound,
-        Route::Webhooks(_) | Route::WebSub if app.push.is_none() => Route::NotFound,
-        route => route,
-    };
-    let head_only = incoming.request.method == "HEAD";
-    let cors = app.config.cors.as_ref().filter(|_| channel_route(&path));
-    if let Some(cors) = cors.filter(|_| is_preflight(&incoming.request)) {
-        app.metrics.request(RouteLabel::Preflight);
-        let response = cors.preflight(&incoming.request);
-        log_request(&method, &path, response.status);
-        return match conn.send(&response, keep_alive, false).await {
-            Ok(()) if keep_alive => Next::KeepAlive(conn),
-            _ => Next::Done,
+) -> impl Future<Output = Next> + Send + 'a {
+    async move {
+        let asker = AuthRequest::new(&incoming.request, peer);
+        let path = incoming.request.path().to_owned();
+        // Kept for the debug event: a fallback handler takes the request.
+        let method = match tracing::enabled!(tracing::Level::DEBUG) {
+            true => incoming.request.method.clone(),
+            false => String::new(),
         };
-    }
-    app.metrics.request(route_label(&route, app));
-    let cors_headers = cors.map(|cors| cors.headers(&incoming.request));
-    let mut response = match route {
-        Route::Demo => Response::new(200, "text/html; charset=utf-8", DEMO_PAGE),
-        Route::Health => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
-        Route::Client(file) => file.response(&incoming.request),
-        Route::Metrics => metrics(app, &incoming.request),
-        Route::BadChannel => {
-            Response::error(400, "invalid channel name: 1-64 of A-Z a-z 0-9 - _ . :")
+        let route = match resolve(&incoming.request.method, &path) {
+            Route::Demo if !app.config.demo_page => Route::NotFound,
+            Route::Webhooks(_) | Route::WebSub if app.push.is_none() => Route::NotFound,
+            route => route,
+        };
+        let head_only = incoming.request.method == "HEAD";
+        let cors = app.config.cors.as_ref().filter(|_| channel_route(&path));
+        if let Some(cors) = cors.filter(|_| is_preflight(&incoming.request)) {
+            app.metrics.request(RouteLabel::Preflight);
+            let response = cors.preflight(&incoming.request);
+            log_request(&method, &path, response.status);
+            return match conn.send(&response, keep_alive, false).await {
+                Ok(()) if keep_alive => Next::KeepAlive(conn),
+                _ => Next::Done,
+            };
         }
-        Route::NotFound => match &app.fallback {
-            None => Response::error(404, "no such route"),
-            Some(handler) => {
-                let request = HttpRequest::new(incoming.request, incoming.body, peer);
-                let answer =
-                    tokio::time::timeout(app.config.handler_timeout, handler.call(request));
-                // A client that leaves drops the handler's future at once.
-                tokio::select! {
-                    answer = answer => handler_response(answer),
-                    _ = conn.closed(app.config.max_head_bytes) => return Next::Done,
-                }
+        app.metrics.request(route_label(&route, app));
+        let cors_headers = cors.map(|cors| cors.headers(&incoming.request));
+        let mut response = match route {
+            Route::Demo => Response::new(200, "text/html; charset=utf-8", DEMO_PAGE),
+            Route::Health => Response::new(200, "text/plain; charset=utf-8", "ok\n"),
+            Route::Client(file) => file.response(&incoming.request),
+            Route::Metrics => metrics(app, &incoming.request),
+            Route::BadChannel => {
+                Response::error(400, "invalid channel name: 1-64 of A-Z a-z 0-9 - _ . :")
             }
-        },
-        Route::WrongMethod(allow) => {
-            Response::error(405, "method not allowed").header("Allow", allow)
-        }
-        // Boxed, as the admin routes: each would otherwise size every
-        // connection's task (held long polls included) for itself.
-        Route::Publish(channel) => Box::pin(publish(app, asker, &incoming.body, channel)).await,
-        Route::Topic(channel) => admin::topic(app, asker, channel).await,
-        Route::Presence(channel) => match authorize(app, asker, channel).await {
-            Ok(_) => presence_list(app, &incoming.request, channel),
-            Err(denied) => denied,
-        },
-        Route::PresenceLeave(channel) => match authorize(app, asker, channel).await {
-            Ok(identity) => presence_leave(app, channel, identity.as_deref()),
-            Err(denied) => denied,
-        },
-        Route::Webhooks(route) => match &app.push {
-            Some(push) => {
-                Box::pin(admin::webhooks(
-                    push,
-                    &incoming.request,
-                    &incoming.body,
-                    route,
-                ))
-                .await
-            }
-            None => Response::error(404, "no such route"),
-        },
-        Route::WebSub => match &app.push {
-            Some(push) => {
-                Box::pin(admin::websub(
-                    app,
-                    push,
-                    asker,
-                    &incoming.request,
-                    &incoming.body,
-                ))
-                .await
-            }
-            None => Response::error(404, "no such route"),
-        },
-        Route::Poll(channel) => match authorize(app, asker, channel).await {
-            Ok(identity) => {
-                let _open = app.metrics.open(Transport::Poll);
-                poll::answer(app, &incoming.request, channel, identity.as_deref()).await
-            }
-            Err(denied) => denied,
-        },
-        Route::LongPoll(channel) => match authorize(app, asker, channel).await {
-            Ok(identity) => {
-                let _open = app.metrics.open(Transport::LongPoll);
-                conn.release_buffer();
-                let request = &incoming.request;
-                // Boxed: inline, its state would size every connection's
-                // task, whatever it serves.
-                let answer = Box::pin(long_poll::answer(
-                    app,
-                    request,
-                    channel,
-                    identity.as_deref(),
-                ));
-                // A client that leaves frees its slot at once, not at the
-                // end of its timeout.
-                tokio::select! {
-                    response = answer => response,
-                    _ = conn.closed(app.config.max_head_bytes) => {
-                        tracing::debug!(path = %path, "long poll: the client left");
-                        return Next::Done;
+            Route::NotFound => match &app.fallback {
+                None => Response::error(404, "no such route"),
+                Some(handler) => {
+                    let request = HttpRequest::new(incoming.request, incoming.body, peer);
+                    let answer =
+                        tokio::time::timeout(app.config.handler_timeout, handler.call(request));
+                    // A client that leaves drops the handler's future at once.
+                    tokio::select! {
+                        answer = answer => handler_response(answer),
+                        _ = conn.closed(app.config.max_head_bytes) => return Next::Done,
                     }
                 }
+            },
+            Route::WrongMethod(allow) => {
+                Response::error(405, "method not allowed").header("Allow", allow)
             }
-            Err(denied) => denied,
-        },
-        Route::Events(channel) if head_only => match authorize(app, asker, channel).await {
-            Ok(_) => sse::head_response(),
-            Err(denied) => denied,
-        },
-        Route::Events(channel) => match authorize(app, asker, channel).await {
-            Ok(identity) => {
-                let _open = app.metrics.open(Transport::Sse);
-                log_request(&method, &path, 200);
-                let request = &incoming.request;
-                // Boxed (as a socket's future is): a stream lives long, and
-                // inline it would size every connection's task for itself.
-                Box::pin(sse::stream(
-                    app,
-                    conn,
-                    request,
-                    channel,
-                    identity.as_deref(),
-                ))
-                .await;
-                return Next::Done;
-            }
-            Err(denied) => denied,
-        },
-        Route::WebSocket => match app.auth.authorize(asker, Action::Connect).await {
-            Ok(identity) => {
-                websocket::serve(app, conn, asker, identity).await;
-                return Next::Done;
-            }
-            Err(denied) => Response::error(denied.status, &denied.reason),
-        },
-    };
-    for (name, value) in cors_headers.into_iter().flatten() {
-        response = response.header(name, value);
-    }
-    log_request(&method, &path, response.status);
-    let keep_alive = keep_alive && !response.streamed;
-    match conn.send(&response, keep_alive, head_only).await {
-        Ok(()) if keep_alive => Next::KeepAlive(conn),
-        _ => Next::Done,
+            // Boxed, as the admin routes: each would otherwise size every
+            // connection's task (held long polls included) for itself.
+            Route::Publish(channel) => Box::pin(publish(app, asker, &incoming.body, channel)).await,
+            Route::Topic(channel) => admin::topic(app, asker, channel).await,
+            Route::Presence(channel) => match authorize(app, asker, channel).await {
+                Ok(_) => presence_list(app, &incoming.request, channel),
+                Err(denied) => denied,
+            },
+            Route::PresenceLeave(channel) => match authorize(app, asker, channel).await {
+                Ok(identity) => presence_leave(app, channel, identity.as_deref()),
+                Err(denied) => denied,
+            },
+            Route::Webhooks(route) => match &app.push {
+                Some(push) => {
+                    Box::pin(admin::webhooks(
+                        push,
+                        &incoming.request,
+                        &incoming.body,
+                        route,
+                    ))
+                    .await
+                }
+                None => Response::error(404, "no such route"),
+            },
+            Route::WebSub => match &app.push {
+                Some(push) => {
+                    Box::pin(admin::websub(
+                        app,
+                        push,
+                        asker,
+                        &incoming.request,
+                        &incoming.body,
+                    ))
+                    .await
+                }
+                None => Response::error(404, "no such route"),
+            },
+            Route::Poll(channel) => match authorize(app, asker, channel).await {
+                Ok(identity) => {
+                    let _open = app.metrics.open(Transport::Poll);
+                    poll::answer(app, &incoming.request, channel, identity.as_deref()).await
+                }
+                Err(denied) => denied,
+            },
+            Route::LongPoll(channel) => match authorize(app, asker, channel).await {
+                Ok(identity) => {
+                    let _open = app.metrics.open(Transport::LongPoll);
+                    conn.release_buffer();
+                    let request = &incoming.request;
+                    // Boxed: inline, its state would size every connection's
+                    // task, whatever it serves.
+                    let answer = Box::pin(long_poll::answer(
+                        app,
+                        request,
+                        channel,
+                        identity.as_deref(),
+                    ));
+                    // A client that leaves frees its slot at once, not at the
+                    // end of its timeout.
+                    tokio::select! {
+                        response = answer => response,
+                        _ = conn.closed(app.config.max_head_bytes) => {
+                            tracing::debug!(path = %path, "long poll: the client left");
+                            return Next::Done;
+                        }
+                    }
+                }
+                Err(denied) => denied,
+            },
+            Route::Events(channel) if head_only => match authorize(app, asker, channel).await {
+                Ok(_) => sse::head_response(),
+                Err(denied) => denied,
+            },
+            Route::Events(channel) => match authorize(app, asker, channel).await {
+                Ok(identity) => {
+                    log_request(&method, &path, 200);
+                    let kind = Handed::Sse {
+                        channel: channel.to_owned(),
+                    };
+                    return Next::Stream(Handoff {
+                        conn,
+                        request: incoming.request,
+                        peer,
+                        identity,
+                        kind,
+                    });
+                }
+                Err(denied) => denied,
+            },
+            Route::WebSocket => match app.auth.authorize(asker, Action::Connect).await {
+                Ok(identity) => {
+                    return Next::Stream(Handoff {
+                        conn,
+                        request: incoming.request,
+                        peer,
+                        identity,
+                        kind: Handed::WebSocket,
+                    });
+                }
+                Err(denied) => Response::error(denied.status, &denied.reason),
+            },
+        };
+        for (name, value) in cors_headers.into_iter().flatten() {
+            response = response.header(name, value);
+        }
+        log_request(&method, &path, response.status);
+        let keep_alive = keep_alive && !response.streamed;
+        match conn.send(&response, keep_alive, head_only).await {
+            Ok(()) if keep_alive => Next::KeepAlive(conn),
+            _ => Next::Done,
+        }
     }
 }
 

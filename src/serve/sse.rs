@@ -36,6 +36,8 @@
 
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
@@ -53,116 +55,146 @@ use super::{App, BATCH_BYTES, BATCH_MESSAGES};
 use crate::http::Request;
 use crate::hub::{Closed, FormatKey, HubMessage, MessageId, Resume, Since, Subscription};
 
+/// Serves an accepted stream request until the stream ends, in one box
+/// that owns the request.
+pub(crate) fn serve(
+    app: &App,
+    conn: HttpConn<Stream>,
+    request: Request,
+    channel: String,
+    identity: Option<String>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(stream(app, conn, request, channel, identity))
+}
+
 /// Streams events until the client leaves, the subscriber lags, or the
-/// server shuts down.
-pub(crate) async fn stream(
+/// server shuts down. (An `async move` block, not an `async fn`: an async
+/// fn keeps its arguments twice, and the connection is the largest.)
+fn stream(
     app: &App,
     mut conn: HttpConn<Stream>,
-    request: &Request,
-    channel: &str,
-    identity: Option<&str>,
-) {
-    let resume_from = request
-        .headers
-        .get("last-event-id")
-        .map(str::to_owned)
-        .or_else(|| query_param(request.query(), "last-event-id"));
-    let since = match resume_from.as_deref().map(str::parse::<MessageId>) {
-        None => Since::Live,
-        Some(Ok(id)) => Since::After(id),
-        Some(Err(_)) => {
-            let bad = Response::error(400, "invalid Last-Event-ID: expected an id like 1a2b3c4d-7");
-            let _ = conn.send(&with_cors(app, request, bad), false, false).await;
-            return;
-        }
-    };
-    if let Err(e) = app.broker.attach(channel).await {
-        let refused = with_cors(app, request, broker_error(&e));
-        let _ = conn.send(&refused, false, false).await;
-        return;
-    }
-    let mut subscription = match app.hub.subscribe(channel, since) {
-        Ok(subscription) => subscription,
-        Err(e) => {
-            let refused = with_cors(app, request, hub_error(&e));
-            let _ = conn.send(&refused, false, false).await;
-            return;
-        }
-    };
-    let presence = app.hub.presence();
-    // Watching before holding: the stream hears of its own arrival.
-    let mut watch = presence.watch(channel);
-    let _present = identity.and_then(|me| presence.hold(channel, me));
-    let mut head = String::from(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-         X-Accel-Buffering: no\r\nConnection: close\r\n",
-    );
-    if let Some(cors) = &app.config.cors {
-        for (name, value) in cors.headers(request) {
-            // Origins are checked against the configured ones, which hold
-            // no CR or LF; `*`, `true` and the constants neither.
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    head.push_str("\r\n");
-    head.push_str(&format!("retry: {}\n\n", app.config.sse_retry.as_millis()));
-    if let Some(notice) = resume_notice(&subscription.resume()) {
-        head.push_str(&notice);
-    }
-    // Where the stream starts, as an id with no data: a client sets its
-    // last event id and dispatches nothing (WHATWG HTML §9.2.6), so a
-    // stream cut before its first message resumes from here, not live.
-    head.push_str(&format!("id: {}\n\n", subscription.position()));
-    if conn.write_all(head.as_bytes()).await.is_err() {
-        return;
-    }
-    conn.io.traffic().response(200);
-    // Nothing more is read into it (the probe below watches for the end).
-    conn.release_buffer();
-    let mut heartbeat = tokio::time::interval_at(
-        tokio::time::Instant::now() + app.config.sse_heartbeat,
-        app.config.sse_heartbeat,
-    );
-    let mut shutdown = app.shutdown.clone();
-    let mut probe = [0u8; 64];
-    loop {
-        let (chunk, events): (Bytes, usize) = tokio::select! {
-            next = subscription.recv() => match next {
-                Ok(message) => batch(&mut subscription, &message),
-                Err(Closed::Lagged) => {
-                    let last = subscription.last_seen().map(|id| id.to_string()).unwrap_or_default();
-                    let _ = conn.write_all(format!("event: lagged\ndata: {last}\n\n").as_bytes()).await;
-                    return;
-                }
-                Err(_) => return,
-            },
-            change = recv_change(&mut watch) => match change {
-                Ok(change) => (presence_event("presence_change", &json::presence_change(&change)), 0),
-                // Changes were missed: the whole list instead.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let list = json::presence_list(channel, &presence.snapshot(channel).members);
-                    (presence_event("presence", &list), 0)
-                }
-                Err(broadcast::error::RecvError::Closed) => {
-                    watch = None;
-                    continue;
-                }
-            },
-            _ = heartbeat.tick() => (Bytes::from_static(b": heartbeat\n\n"), 0),
-            _ = shutdown.changed() => return,
-            // The client sends nothing more; a read that ends means it left.
-            read = conn.io.read(&mut probe) => match read {
-                Ok(n) if n > 0 => continue,
-                _ => return,
-            },
+    request: Request,
+    channel: String,
+    identity: Option<String>,
+) -> impl Future<Output = ()> + Send + '_ {
+    async move {
+        let _open = app.metrics.open(Transport::Sse);
+        let request = &request;
+        let channel = channel.as_str();
+        let identity = identity.as_deref();
+        let resume_from = request
+            .headers
+            .get("last-event-id")
+            .map(str::to_owned)
+            .or_else(|| query_param(request.query(), "last-event-id"));
+        let since = match resume_from.as_deref().map(str::parse::<MessageId>) {
+            None => Since::Live,
+            Some(Ok(id)) => Since::After(id),
+            Some(Err(_)) => {
+                let bad =
+                    Response::error(400, "invalid Last-Event-ID: expected an id like 1a2b3c4d-7");
+                refuse(conn, with_cors(app, request, bad)).await;
+                return;
+            }
         };
-        // A client that accepts nothing for the write timeout is dropped,
-        // and its subscription with it.
-        if conn.write_all(&chunk).await.is_err() {
+        // Boxed, as the refusals are: each happens once, and inline its state
+        // would size the stream for as long as it lives.
+        if let Err(e) = Box::pin(app.broker.attach(channel)).await {
+            refuse(conn, with_cors(app, request, broker_error(&e))).await;
             return;
         }
-        app.metrics.delivered(Transport::Sse, events);
+        let mut subscription = match app.hub.subscribe(channel, since) {
+            Ok(subscription) => subscription,
+            Err(e) => {
+                refuse(conn, with_cors(app, request, hub_error(&e))).await;
+                return;
+            }
+        };
+        let presence = app.hub.presence();
+        // Watching before holding: the stream hears of its own arrival.
+        let mut watch = presence.watch(channel);
+        let _present = identity.and_then(|me| presence.hold(channel, me));
+        let mut head = String::from(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
+         X-Accel-Buffering: no\r\nConnection: close\r\n",
+        );
+        if let Some(cors) = &app.config.cors {
+            for (name, value) in cors.headers(request) {
+                // Origins are checked against the configured ones, which hold
+                // no CR or LF; `*`, `true` and the constants neither.
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        head.push_str("\r\n");
+        head.push_str(&format!("retry: {}\n\n", app.config.sse_retry.as_millis()));
+        if let Some(notice) = resume_notice(&subscription.resume()) {
+            head.push_str(&notice);
+        }
+        // Where the stream starts, as an id with no data: a client sets its
+        // last event id and dispatches nothing (WHATWG HTML §9.2.6), so a
+        // stream cut before its first message resumes from here, not live.
+        head.push_str(&format!("id: {}\n\n", subscription.position()));
+        if conn.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        conn.io.traffic().response(200);
+        // Nothing more is read into it (the probe below watches for the end).
+        conn.release_buffer();
+        let mut heartbeat = tokio::time::interval_at(
+            tokio::time::Instant::now() + app.config.sse_heartbeat,
+            app.config.sse_heartbeat,
+        );
+        let mut shutdown = app.shutdown.clone();
+        let mut probe = [0u8; 64];
+        loop {
+            let (chunk, events): (Bytes, usize) = tokio::select! {
+                next = subscription.recv() => match next {
+                    Ok(message) => batch(&mut subscription, &message),
+                    Err(Closed::Lagged) => {
+                        let last = subscription.last_seen().map(|id| id.to_string()).unwrap_or_default();
+                        let _ = conn.write_all(format!("event: lagged\ndata: {last}\n\n").as_bytes()).await;
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                change = recv_change(&mut watch) => match change {
+                    Ok(change) => (presence_event("presence_change", &json::presence_change(&change)), 0),
+                    // Changes were missed: the whole list instead.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let list = json::presence_list(channel, &presence.snapshot(channel).members);
+                        (presence_event("presence", &list), 0)
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        watch = None;
+                        continue;
+                    }
+                },
+                _ = heartbeat.tick() => (Bytes::from_static(b": heartbeat\n\n"), 0),
+                _ = shutdown.changed() => return,
+                // The client sends nothing more; a read that ends means it left.
+                read = conn.io.read(&mut probe) => match read {
+                    Ok(n) if n > 0 => continue,
+                    _ => return,
+                },
+            };
+            // A client that accepts nothing for the write timeout is dropped,
+            // and its subscription with it.
+            if conn.write_all(&chunk).await.is_err() {
+                return;
+            }
+            app.metrics.delivered(Transport::Sse, events);
+        }
     }
+}
+
+/// Answers a stream request that cannot be served, and closes.
+fn refuse(
+    mut conn: HttpConn<Stream>,
+    response: Response,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let _ = conn.send(&response, false, false).await;
+    })
 }
 
 /// `first`'s event and those of the messages queued behind it (up to a

@@ -52,6 +52,7 @@ use super::metrics::{Counted, Transport};
 use super::routes::check_private;
 use super::Stream;
 use super::{App, BATCH_BYTES, BATCH_MESSAGES};
+use crate::http::Request;
 use crate::hub::presence::PresenceChange;
 use crate::hub::{
     Closed, FormatKey, HubMessage, MessageId, Presence, PresenceHold, SenderId, Since,
@@ -60,6 +61,7 @@ use crate::hub::{
 use crate::proto::close::truncate_reason;
 use crate::proto::{CloseCode, Config, Message, Utf8Bytes};
 use crate::ws::{self, AcceptConfig, WebSocket};
+use std::net::SocketAddr;
 
 /// What a socket's rooms have for it.
 enum Delivery {
@@ -194,40 +196,38 @@ type Socket = WebSocket<Counted<Stream>>;
 
 /// Upgrades the connection and serves the socket until it closes.
 ///
-/// Two futures, each boxed: a connection's task keeps room for the largest
-/// step of what it awaits for as long as it lives, and the handshake's
-/// (the request, its buffer, the accept configuration) is done with once
-/// the socket is open.
-pub(crate) async fn serve(
+/// One box for the session and one, made first, for the handshake: a
+/// future keeps room for its captures and for the largest state of what
+/// it awaits for as long as it lives, and the handshake's (the connection
+/// and its read buffer, the accept configuration) is done with once the
+/// socket is open. The handshake hands back the request, which the session
+/// keeps: the auth hook sees it for every command.
+pub(crate) fn serve(
     app: &App,
     conn: HttpConn<Stream>,
-    asker: AuthRequest<'_>,
+    request: Request,
+    peer: SocketAddr,
     identity: Option<String>,
-) {
-    // The socket moves into `run`'s box inside the block, so this future
-    // keeps no room for it while the box runs.
-    let serving = {
-        let Some(socket) = upgrade(app, conn, asker).await else {
+) -> Boxed<'_, ()> {
+    let upgrade: Boxed<'_, _> = Box::pin(handshake(app, conn, request));
+    Box::pin(async move {
+        let Some((socket, request)) = upgrade.await else {
             return;
         };
-        run(app, socket, asker, identity)
-    };
-    serving.await;
+        let asker = AuthRequest::new(&request, peer);
+        run(app, socket, asker, identity).await;
+    })
 }
 
 /// A boxed future of this module: see [`serve`].
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The opening handshake; `None` if it failed (counted and logged).
-fn upgrade<'a>(
-    app: &'a App,
+async fn handshake(
+    app: &App,
     conn: HttpConn<Stream>,
-    asker: AuthRequest<'a>,
-) -> Boxed<'a, Option<Socket>> {
-    Box::pin(handshake(app, conn, asker))
-}
-
-async fn handshake(app: &App, conn: HttpConn<Stream>, asker: AuthRequest<'_>) -> Option<Socket> {
+    request: Request,
+) -> Option<(Socket, Request)> {
     let config = AcceptConfig {
         connection: Config::default()
             .max_message_size(app.config.ws_max_message)
@@ -241,8 +241,8 @@ async fn handshake(app: &App, conn: HttpConn<Stream>, asker: AuthRequest<'_>) ->
     // The read buffer goes with this future, once its leftover bytes are
     // copied: kept, it would hold its 4 KiB as long as the socket lives.
     let HttpConn { io, buf, .. } = conn;
-    match ws::accept_request(io, asker.head, &buf, &config).await {
-        Ok(socket) => Some(socket),
+    match ws::accept_request(io, &request, &buf, &config).await {
+        Ok(socket) => Some((socket, request)),
         Err(error) => {
             tracing::debug!(%error, "WebSocket handshake failed");
             app.metrics.handshake_failed();
@@ -262,8 +262,8 @@ fn run<'a>(
     mut socket: Socket,
     asker: AuthRequest<'a>,
     identity: Option<String>,
-) -> Boxed<'a, ()> {
-    Box::pin(async move {
+) -> impl Future<Output = ()> + Send + 'a {
+    async move {
         tracing::debug!(user = identity.as_deref(), "WebSocket opened");
         app.metrics.traffic.response(101);
         let _open = app.metrics.open(Transport::WebSocket);
@@ -277,7 +277,9 @@ fn run<'a>(
         };
         if let Some(user) = &identity {
             let room = format!("user:{user}");
-            let reply = session.join(&room, Since::Live, None).await;
+            // Boxed: inline, its state would size the session for as long
+            // as it lives.
+            let reply = Box::pin(session.join(&room, Since::Live, None)).await;
             let reply = reply.unwrap_or_else(|reason| error(&reason, None));
             let _ = socket.feed(Message::text(reply));
         }
@@ -323,7 +325,7 @@ fn run<'a>(
         }
         // Dropping the rooms ends their subscriptions and their members' presence.
         session.rooms.clear();
-    })
+    }
 }
 
 /// Writes `first` and whatever else the rooms have queued, in one write
