@@ -173,7 +173,7 @@ fn rejoin_point(last: Option<MessageId>) -> String {
 }
 
 /// The next delivery from any room, waiting for one.
-fn poll_rooms(rooms: &mut HashMap<String, Room>, cx: &mut Context<'_>) -> Poll<Delivery> {
+fn poll_rooms(rooms: &mut HashMap<String, Box<Room>>, cx: &mut Context<'_>) -> Poll<Delivery> {
     for (name, room) in rooms.iter_mut() {
         if let Poll::Ready(delivery) = room.poll_delivery(name, cx) {
             return Poll::Ready(delivery);
@@ -188,7 +188,7 @@ struct Session<'a> {
     asker: AuthRequest<'a>,
     identity: Option<String>,
     sender: SenderId,
-    rooms: HashMap<String, Room>,
+    rooms: HashMap<String, Box<Room>>,
 }
 
 /// The socket `serve` serves.
@@ -333,7 +333,7 @@ fn run<'a>(
 async fn deliver(
     app: &App,
     socket: &mut Socket,
-    rooms: &mut HashMap<String, Room>,
+    rooms: &mut HashMap<String, Box<Room>>,
     first: Delivery,
 ) -> bool {
     let mut next = Some(first);
@@ -512,7 +512,9 @@ impl Session<'_> {
             presence: presence.clone(),
             _present: present,
         };
-        self.rooms.insert(channel.to_owned(), room);
+        // Boxed: a map keeps room for at least four entries, and most
+        // sockets are in one room.
+        self.rooms.insert(channel.to_owned(), Box::new(room));
         Ok(Reply::Joined {
             channel,
             resume: ResumeFields(&resume),
