@@ -222,9 +222,22 @@ impl fmt::Display for Version {
 /// Header fields in the order received, names kept as received.
 ///
 /// Lookups compare names ASCII case-insensitively (RFC 7230 §3.2).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Stored as one string of every name and value and their offsets: a
+/// server keeps a WebSocket's upgrade request for as long as the socket
+/// lives, and two allocations per field would cost it more than the text.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    fields: Vec<(String, String)>,
+    text: String,
+    /// Per field: where its name starts, where its value starts (the
+    /// name's end), and where its value ends, in `text`.
+    spans: Vec<[u32; 3]>,
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 impl Headers {
@@ -233,20 +246,27 @@ impl Headers {
         Headers::default()
     }
 
+    fn field(&self, [name, value, end]: [u32; 3]) -> (&str, &str) {
+        let text = self.text.as_str();
+        // The offsets were taken at char boundaries as the fields were pushed.
+        (
+            &text[name as usize..value as usize],
+            &text[value as usize..end as usize],
+        )
+    }
+
     /// The value of the first field named `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// The values of every field named `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.fields
-            .iter()
+        self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// The elements of the comma-separated lists in every field named `name`,
@@ -273,22 +293,35 @@ impl Headers {
 
     /// Every `(name, value)` pair in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.spans.iter().map(|&span| self.field(span))
     }
 
     /// Number of fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.spans.len()
     }
 
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.spans.is_empty()
     }
 
     /// Appends a field. No validation: this is for building or testing.
+    ///
+    /// # Panics
+    ///
+    /// If the fields together exceed 4 GiB.
     pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.fields.push((name.into(), value.into()));
+        self.push_str(&name.into(), &value.into());
+    }
+
+    fn push_str(&mut self, name: &str, value: &str) {
+        let offset = |len: usize| u32::try_from(len).expect("header fields under 4 GiB");
+        let start = offset(self.text.len());
+        self.text.push_str(name);
+        let middle = offset(self.text.len());
+        self.text.push_str(value);
+        self.spans.push([start, middle, offset(self.text.len())]);
     }
 }
 
@@ -706,7 +739,7 @@ impl<S> HeadParser<S> {
             }
             self.start = Some(start);
             let (name, value) = parse_header_line(line)?;
-            self.headers.push(name, value);
+            self.headers.push_str(name, value);
             if self.headers.len() > limits.max_headers {
                 return Err(HttpError::TooManyHeaders);
             }
