@@ -70,6 +70,8 @@ impl Handoff {
 ///
 /// (This and `handle` are `async move` blocks, not `async fn`s: an async
 /// fn keeps its arguments twice, and the connection is the largest.)
+// An async fn would keep its arguments twice (see above).
+#[allow(clippy::manual_async_fn)]
 pub(crate) fn serve_connection(
     app: &Arc<App>,
     mut conn: HttpConn<Stream>,
@@ -183,6 +185,8 @@ fn resolve<'a>(method: &str, path: &'a str) -> Route<'a> {
     }
 }
 
+// An async fn would keep its arguments twice (see above).
+#[allow(clippy::manual_async_fn)]
 fn handle<'a>(
     app: &'a Arc<App>,
     mut conn: HttpConn<Stream>,

@@ -70,6 +70,8 @@ pub(crate) fn serve(
 /// Streams events until the client leaves, the subscriber lags, or the
 /// server shuts down. (An `async move` block, not an `async fn`: an async
 /// fn keeps its arguments twice, and the connection is the largest.)
+// An async fn would keep its arguments twice (see above).
+#[allow(clippy::manual_async_fn)]
 fn stream(
     app: &App,
     mut conn: HttpConn<Stream>,

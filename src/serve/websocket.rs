@@ -257,6 +257,8 @@ async fn handshake(
 /// Serves an open socket until it closes. (An `async move` block, not an
 /// `async fn`: an async fn keeps its arguments twice, and the socket is
 /// the biggest thing in it.)
+// An async fn would keep its arguments twice (see above).
+#[allow(clippy::manual_async_fn)]
 fn run<'a>(
     app: &'a App,
     mut socket: Socket,
