@@ -294,6 +294,9 @@ pub mod push;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
+#[cfg(all(feature = "io-uring", target_os = "linux"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "io-uring", target_os = "linux"))))]
+pub mod uring;
 pub mod ws;
 
 /// The README's examples, compiled as doc tests so they stay true. They
