@@ -313,6 +313,13 @@ pub struct EchoArgs {
     pub memory_budget: usize,
     #[command(flatten)]
     pub tls: Tls,
+    /// Serve on io_uring (Linux 5.19+): one thread, one ring, every
+    /// connection's reads and writes in one system call per turn. Where
+    /// io_uring cannot be set up, says why and serves on tokio. Not with
+    /// --tls-cert; --memory-budget does not apply (each connection keeps
+    /// its own limits).
+    #[arg(long, env = "RTWIRE_IO_URING", conflicts_with = "tls_cert")]
+    pub io_uring: bool,
 }
 
 /// `rtwire autobahn-client`.

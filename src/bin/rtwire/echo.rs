@@ -23,16 +23,13 @@ const LISTEN_BACKLOG: u32 = 4096;
 pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
     let host = &args.listen.host;
     let max_connections = connection_cap(args.max_connections.asked, "echo");
-    let listener = bind_host(host, args.port, |addr| async move {
+    let mut listener = bind_host(host, args.port, |addr| async move {
         rtwire::serve::listen(addr, LISTEN_BACKLOG)
     })
     .await?;
     let port = listener.local_addr().map_or(args.port, |a| a.port());
     let tls = args.tls.acceptor()?;
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    eprintln!(
-        "rtwire echo: listening on {scheme}://{host}:{port} (at most {max_connections} connections)"
-    );
     // A public echo holds at most `max_message` per connection for a peer
     // that does not read.
     let config = Arc::new(
@@ -49,6 +46,18 @@ pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
                         timeout: Duration::from_secs(20),
                     })),
             ),
+    );
+    if args.io_uring {
+        match on_io_uring(listener, &config, max_connections, host, port).await {
+            Ok(result) => return result,
+            Err((listener_back, why)) => {
+                eprintln!("rtwire echo: io_uring unavailable ({why}): serving on tokio");
+                listener = listener_back;
+            }
+        }
+    }
+    eprintln!(
+        "rtwire echo: listening on {scheme}://{host}:{port} (at most {max_connections} connections)"
     );
     // Many peers that each send a large message and read nothing hold at
     // most this between them; a 16 MiB echo needs 16 MiB of it.
@@ -86,6 +95,61 @@ pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
         };
         tokio::spawn(refuse(stream, reason));
     }
+}
+
+/// Echoes on io_uring, on a thread of its own, for ever; the listener
+/// back and why if io_uring cannot be set up here.
+#[cfg(target_os = "linux")]
+async fn on_io_uring(
+    listener: tokio::net::TcpListener,
+    config: &AcceptConfig,
+    max_connections: usize,
+    host: &str,
+    port: u16,
+) -> Result<Result<(), String>, (tokio::net::TcpListener, String)> {
+    use rtwire::uring::UringServer;
+    use std::sync::atomic::AtomicBool;
+    if let Err(e) = rtwire::uring::probe() {
+        return Err((listener, e.to_string()));
+    }
+    let std_listener = listener
+        .into_std()
+        .and_then(|l| l.set_nonblocking(false).map(|()| l))
+        .map_err(|e| e.to_string());
+    let std_listener = match std_listener {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(format!("cannot hand the listener to io_uring: {e}"))),
+    };
+    eprintln!(
+        "rtwire echo: listening on ws://{host}:{port} (at most {max_connections} connections, io_uring)"
+    );
+    let server = UringServer::new(config.clone())
+        .max_connections(max_connections)
+        .write_timeout(Duration::from_secs(30));
+    let serving = tokio::task::spawn_blocking(move || {
+        let never = AtomicBool::new(false);
+        server.run(std_listener, &never, |conn, message| {
+            // Over the connection's write limit: dropped, as the tokio
+            // echo would have waited; the peer is not read meanwhile.
+            let _ = conn.send(message);
+        })
+    });
+    Ok(match serving.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("io_uring: {e}")),
+        Err(e) => Err(format!("io_uring thread: {e}")),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn on_io_uring(
+    listener: tokio::net::TcpListener,
+    _config: &AcceptConfig,
+    _max_connections: usize,
+    _host: &str,
+    _port: u16,
+) -> Result<Result<(), String>, (tokio::net::TcpListener, String)> {
+    Err((listener, "io_uring is Linux only".to_owned()))
 }
 
 /// One client: its handshake, then echoes until it leaves.
