@@ -300,7 +300,7 @@ pub mod uring;
 pub mod ws;
 
 /// The README's examples, compiled as doc tests so they stay true. They
-/// use the server, TLS, Stream/Sink and the `http` crate, so they run
+/// use the server, TLS, Stream/Sink, the `http` crate and io_uring, so they run
 /// only when those features are on (as with the default features); with
 /// fewer, `cargo test --doc` skips them instead of failing.
 #[cfg(all(
@@ -308,7 +308,9 @@ pub mod ws;
     feature = "serve",
     feature = "tls",
     feature = "futures",
-    feature = "http"
+    feature = "http",
+    feature = "io-uring",
+    target_os = "linux"
 ))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

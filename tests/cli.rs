@@ -253,6 +253,33 @@ async fn echo_resolves_a_host_name_and_echoes() {
     assert_eq!(reply, Some(Message::text("hello")));
 }
 
+#[tokio::test]
+async fn echo_on_io_uring_says_which_front_end_serves_and_echoes() {
+    let running = ServeProcess::spawn(command(&["echo", "--io-uring", "--port=0"])).await;
+    // "ws://HOST:PORT (at most N connections, io_uring)", or the tokio
+    // line after one saying why io_uring is unavailable here.
+    let line = running.listening_on.clone();
+    #[cfg(target_os = "linux")]
+    if rtwire::uring::probe().is_ok() {
+        assert!(line.ends_with("connections, io_uring)"), "{line}");
+    } else {
+        assert!(line.ends_with("connections)"), "{line}");
+    }
+    let url = line.split_whitespace().next().expect("a URL").to_owned();
+    let talk = async {
+        let (mut socket, _) = rtwire::ws::connect(&url).await.expect("connect");
+        socket
+            .send(Message::binary(vec![1u8; 100_000]))
+            .await
+            .expect("send");
+        socket.recv().await.expect("recv")
+    };
+    let reply = tokio::time::timeout(Duration::from_secs(10), talk)
+        .await
+        .expect("echoed within 10 s");
+    assert_eq!(reply, Some(Message::binary(vec![1u8; 100_000])));
+}
+
 #[test]
 fn token_mints_a_token_the_secret_verifies() {
     let secret = b"0123456789abcdef0123456789abcdef";
