@@ -76,7 +76,8 @@ pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
                         match tls {
                             None => serve_client(stream, &config, budget).await,
                             Some(tls) => {
-                                let handshake = tls.accept(stream);
+                                // Boxed, as the WebSocket handshake is.
+                                let handshake = Box::pin(tls.accept(stream));
                                 let deadline = config.handshake_timeout;
                                 if let Ok(Ok(stream)) =
                                     tokio::time::timeout(deadline, handshake).await
@@ -158,7 +159,10 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Unpin>(
     config: &AcceptConfig,
     budget: Arc<MemoryBudget>,
 ) {
-    if let Ok(mut socket) = ws::accept_with(stream, config).await {
+    // Boxed: a task keeps room for the largest state of what it awaits for
+    // as long as it lives, and the handshake's is done with once it is open.
+    let accepted = Box::pin(ws::accept_with(stream, config)).await;
+    if let Ok(mut socket) = accepted {
         socket.set_write_timeout(Some(Duration::from_secs(30)));
         socket.set_memory_budget(budget);
         let _ = echo(&mut socket).await;
