@@ -400,11 +400,12 @@ fn serve_client(app: Arc<App>, stream: TcpStream, peer: SocketAddr) -> impl Futu
         tracing::debug!("connection opened");
         // Bound in one statement, so no room is kept for the handoff
         // beside the stream's box.
-        let serving = match Box::pin(routes::serve_connection(&app, conn, peer)).await {
-            Some(handoff) => handoff.serve(&app),
-            None => return,
-        };
-        serving.await;
+        let serving = Box::pin(routes::serve_connection(&app, conn, peer))
+            .await
+            .map(|handoff| handoff.serve(&app));
+        if let Some(serving) = serving {
+            serving.await;
+        }
         tracing::debug!("connection closed");
     };
     serve.instrument(span)
