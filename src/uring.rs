@@ -68,11 +68,6 @@ const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
 const OP_PROVIDE: u64 = 4;
 const OP_CANCEL: u64 = 5;
-const OP_DIRECT: u64 = 6;
-/// Room made in a connection's input buffer for a read straight into it.
-const DIRECT_READ: usize = 64 * 1024;
-/// A direct read this short, between frames, ends the large reads.
-const SMALL_READ: usize = 1024;
 
 /// A WebSocket server on io_uring. See the [module docs](self).
 #[derive(Clone)]
@@ -170,16 +165,8 @@ struct Client {
     phase: Phase,
     /// A multishot read is armed (it returns data until it ends).
     recv_in_flight: bool,
-    /// The armed read was asked to end: the peer is not reading its
-    /// answers, or a large frame is arriving.
+    /// The armed read was asked to end: the peer is not reading its answers.
     recv_cancelled: bool,
-    /// A read straight into the connection's input buffer is in flight:
-    /// nothing may touch that buffer until it returns.
-    direct_in_flight: bool,
-    direct_cancelled: bool,
-    /// Large frames are arriving: read straight into the connection's
-    /// buffer, between frames too, until a read comes back small.
-    large_reads: bool,
     /// The write the kernel has; boxed so that its addresses stay put.
     sending: Option<Box<Sending>>,
     /// Bytes waiting for the write in flight to finish.
@@ -393,42 +380,6 @@ impl<'a, H: FnMut(&mut Connection, Message)> EventLoop<'a, H> {
                 self.release_if_done(slot, generation);
                 Ok(())
             }
-            OP_DIRECT => {
-                if let Some(client) = self
-                    .slots
-                    .get_mut(slot)
-                    .and_then(|c| c.as_deref_mut())
-                    .filter(|c| c.generation == generation)
-                {
-                    client.direct_in_flight = false;
-                    client.direct_cancelled = false;
-                    self.touched.push(slot);
-                    if result > 0 {
-                        if let Phase::Open(conn) = &mut client.phase {
-                            let input = conn.input_buffer();
-                            // SAFETY: the kernel wrote `result` bytes into the
-                            // spare capacity it was given, which nothing has
-                            // touched since (see `settle`).
-                            unsafe { input.set_len(input.len() + result as usize) };
-                            conn.handle_input();
-                            // Back to small reads only on a read that is
-                            // small and ends between frames.
-                            client.large_reads =
-                                result as usize >= SMALL_READ || conn.pending_payload() > 0;
-                            drain_events(conn, &mut self.on_message);
-                        }
-                    } else if result == 0 {
-                        ended(client);
-                    } else if result != -libc::ECANCELED {
-                        ended(client);
-                        client.queued.clear();
-                        client.queued_len = 0;
-                        client.closing_requested();
-                    }
-                }
-                self.release_if_done(slot, generation);
-                Ok(())
-            }
             OP_SEND => {
                 if let Some(client) = self
                     .slots
@@ -486,9 +437,6 @@ impl<'a, H: FnMut(&mut Connection, Message)> EventLoop<'a, H> {
             phase: Phase::Handshake(Vec::new()),
             recv_in_flight: false,
             recv_cancelled: false,
-            direct_in_flight: false,
-            direct_cancelled: false,
-            large_reads: false,
             sending: None,
             queued: Vec::new(),
             queued_len: 0,
@@ -522,9 +470,9 @@ impl<'a, H: FnMut(&mut Connection, Message)> EventLoop<'a, H> {
 
     /// Frees the slot of a closing client whose operations have all returned.
     fn release_if_done(&mut self, slot: usize, generation: u32) {
-        let done = self.client(slot, generation).is_some_and(|c| {
-            c.closing && !c.recv_in_flight && !c.direct_in_flight && c.sending.is_none()
-        });
+        let done = self
+            .client(slot, generation)
+            .is_some_and(|c| c.closing && !c.recv_in_flight && c.sending.is_none());
         if done {
             self.slots[slot] = None;
             self.free.push(slot);
@@ -545,7 +493,7 @@ impl<'a, H: FnMut(&mut Connection, Message)> EventLoop<'a, H> {
                 .slots
                 .iter()
                 .flatten()
-                .any(|c| c.recv_in_flight || c.direct_in_flight || c.sending.is_some());
+                .any(|c| c.recv_in_flight || c.sending.is_some());
             if !busy {
                 return;
             }
@@ -565,7 +513,6 @@ impl<'a, H: FnMut(&mut Connection, Message)> EventLoop<'a, H> {
                 if let Some(client) = self.client(slot, generation) {
                     match op {
                         OP_RECV => client.recv_in_flight = false,
-                        OP_DIRECT => client.direct_in_flight = false,
                         OP_SEND => client.sending = None,
                         _ => {}
                     }
@@ -581,7 +528,6 @@ impl<'a, H: FnMut(&mut Connection, Message)> EventLoop<'a, H> {
             self.arm_accept()?;
         }
         let write_timeout = self.server.write_timeout;
-        let mut cancels = Vec::new();
         for slot in 0..self.slots.len() {
             let Some(client) = self.slots[slot].as_deref_mut() else {
                 continue;
@@ -601,28 +547,12 @@ impl<'a, H: FnMut(&mut Connection, Message)> EventLoop<'a, H> {
                 client.closing_requested();
                 self.touched.push(slot);
             } else if let Phase::Open(conn) = &mut client.phase {
-                if conn.poll_timeout().is_none_or(|t| t > now) {
-                    continue;
+                if conn.poll_timeout().is_some_and(|t| t <= now) {
+                    conn.handle_timeout(now);
+                    drain_events(conn, &mut self.on_message);
+                    self.touched.push(slot);
                 }
-                if client.direct_in_flight {
-                    // The timeout may fail the connection, which frees its
-                    // input buffer: the read into it ends first, and the
-                    // next tick applies the timeout.
-                    if !client.direct_cancelled {
-                        client.direct_cancelled = true;
-                        cancels.push(user_data(slot, client.generation, OP_DIRECT));
-                    }
-                    continue;
-                }
-                conn.handle_timeout(now);
-                drain_events(conn, &mut self.on_message);
-                self.touched.push(slot);
             }
-        }
-        for read in cancels {
-            let entry = opcode::AsyncCancel::new(read).build().user_data(OP_CANCEL);
-            // SAFETY: the entry points at no memory.
-            unsafe { self.push(entry)? };
         }
         Ok(())
     }
@@ -696,46 +626,14 @@ impl<'a, H: FnMut(&mut Connection, Message)> EventLoop<'a, H> {
         // A peer that does not read its answers is not read either: its
         // read is ended while a window's worth waits, and armed again
         // (multishot: it then returns data until it ends) once it is out.
-        let may_read = !client.read_done && unsent < high_water;
-        // Large frames are read straight into the connection's buffer, as
-        // the tokio front-end does, instead of through a read buffer and a
-        // copy; between them too, until a read comes back small. Small
-        // messages go through the multishot read.
-        let mid_frame = matches!(
-            &client.phase,
-            Phase::Open(conn) if conn.pending_payload() >= DIRECT_READ / 4
-        );
-        client.large_reads |= mid_frame;
-        let direct = client.large_reads && matches!(client.phase, Phase::Open(_));
-        let fd = types::Fd(client.stream.as_raw_fd());
         let read = user_data(slot, generation, OP_RECV);
-        if client.recv_in_flight {
-            if !client.recv_cancelled && (!may_read || direct) {
-                client.recv_cancelled = true;
-                let entry = opcode::AsyncCancel::new(read).build().user_data(OP_CANCEL);
-                // SAFETY: the entry points at no memory.
-                unsafe { self.push(entry)? };
-            }
-        } else if client.direct_in_flight || !may_read {
-            // It returns by itself; `tick` ends it at a deadline.
-        } else if let (true, Phase::Open(conn)) = (direct, &mut client.phase) {
-            let input = conn.input_buffer();
-            if input.capacity() - input.len() < DIRECT_READ / 2 {
-                input.reserve(DIRECT_READ);
-            }
-            let spare = input.spare_capacity_mut();
-            let len = u32::try_from(spare.len()).unwrap_or(u32::MAX);
-            let entry = opcode::Recv::new(fd, spare.as_mut_ptr().cast::<u8>(), len)
-                .build()
-                .user_data(user_data(slot, generation, OP_DIRECT));
-            client.direct_in_flight = true;
-            // SAFETY: the connection is boxed and its input buffer is not
-            // touched until this read returns: no other read is in flight
-            // (the multishot one has ended), events come only from reads,
-            // `settle` only asks how much payload is pending and takes
-            // output, and `tick` does not apply a timeout meanwhile.
+        if client.recv_in_flight && !client.recv_cancelled && unsent >= high_water {
+            client.recv_cancelled = true;
+            let entry = opcode::AsyncCancel::new(read).build().user_data(OP_CANCEL);
+            // SAFETY: the entry points at no memory.
             unsafe { self.push(entry)? };
-        } else {
+        } else if !client.read_done && !client.recv_in_flight && unsent < high_water {
+            let fd = types::Fd(client.stream.as_raw_fd());
             let entry = opcode::RecvMulti::new(fd, GROUP).build().user_data(read);
             client.recv_in_flight = true;
             // SAFETY: the kernel reads into buffers of the group, which
@@ -785,9 +683,6 @@ fn received<H: FnMut(&mut Connection, Message)>(
     match &mut client.phase {
         Phase::Open(conn) => {
             conn.receive_data(data);
-            // Seen now, at the first piece: by the end of the turn the
-            // multishot read may have brought the whole frame.
-            client.large_reads |= conn.pending_payload() >= DIRECT_READ / 4;
             drain_events(conn, on_message);
         }
         Phase::Handshake(head) => {

@@ -340,24 +340,6 @@ impl Connection {
         self.input.len() + self.message.as_ref().map_or(0, |m| m.buf.len())
     }
 
-    /// Payload bytes of the frame being received that have not arrived
-    /// yet; 0 between frames. A transport may size its next read by it,
-    /// reading straight into [`input_buffer`](Self::input_buffer).
-    ///
-    /// ```
-    /// use rtwire::proto::{Config, Connection, Role};
-    /// let mut conn = Connection::new(Role::Client, Config::default());
-    /// // An unmasked binary frame of 1,000 bytes, 10 of them here.
-    /// conn.receive_data(&[0x82, 126, 0x03, 0xe8]);
-    /// conn.receive_data(&[0; 10]);
-    /// assert_eq!(conn.pending_payload(), 990);
-    /// ```
-    pub fn pending_payload(&self) -> usize {
-        self.frame
-            .as_ref()
-            .map_or(0, |f| f.len.saturating_sub(self.input.len()))
-    }
-
     /// Bytes queued for the transport and not yet written.
     pub fn buffered_output(&self) -> usize {
         self.transmit_len + self.output.len()
