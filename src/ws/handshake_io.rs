@@ -122,6 +122,11 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebS
 /// one-line reason, the stream is shut down, and the error is returned.
 /// To see the request before answering it, use [`Upgrade`] or
 /// [`accept_with_callback`].
+///
+/// A server holding many sockets can await it boxed,
+/// `Box::pin(accept_with(stream, &config)).await`: a task keeps room for
+/// the largest state of what it awaits for as long as it lives, and the
+/// handshake's (about 1.9 KB) is done with once the socket is open.
 pub async fn accept_with<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     config: &AcceptConfig,
