@@ -46,7 +46,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::handshake::{self, AcceptResponse, HandshakeError};
 use crate::http::{Parse, Request};
-use crate::proto::{Connection, Event, Message, Role};
+use crate::proto::{Connection, Event, Message};
 use crate::ws::AcceptConfig;
 
 /// Size of each read buffer the kernel fills.
@@ -709,30 +709,14 @@ fn received<H: FnMut(&mut Connection, Message)>(
     }
 }
 
-/// Answers the request as [`crate::ws::accept_with`] does: RFC 6455
-/// §4.2.2, with permessage-deflate when the client offers it and
-/// `config` allows it.
+/// Answers the request as [`crate::ws::accept_with`] does (RFC 6455
+/// §4.2.2), with the same negotiation.
 fn accept(
     request: &Request,
     config: &AcceptConfig,
 ) -> Result<(Bytes, Box<Connection>), HandshakeError> {
     let checked = handshake::check_request(request, config.hook.as_ref())?;
-    // An offer that cannot be honoured is declined: no extension, no error.
-    let deflate = config
-        .deflate
-        .as_ref()
-        .and_then(|d| d.accept_offers(request.headers.get_all("sec-websocket-extensions")));
-    let extensions = deflate.as_ref().map(|(_, answer)| answer.as_str());
-    let accepted = handshake::accept_upgrade(
-        &checked,
-        config.hook.as_ref(),
-        &AcceptResponse::new(),
-        extensions,
-    )?;
-    let mut conn = Connection::new(Role::Server, config.connection.clone());
-    if let Some((agreed, _)) = deflate {
-        conn = conn.with_deflate(agreed);
-    }
+    let (accepted, conn) = config.answer(request, &checked, &AcceptResponse::new())?;
     Ok((Bytes::from(accepted.response), Box::new(conn)))
 }
 

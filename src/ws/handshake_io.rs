@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::socket::HandshakeInfo;
 use super::{Error, MaybeTlsStream, WebSocket};
 use crate::handshake::{
-    self, AcceptResponse, ClientHandshake, HandshakeError, RejectedResponse, Rejection,
+    self, AcceptResponse, Accepted, ClientHandshake, HandshakeError, RejectedResponse, Rejection,
     RejectionReader, ServerHook, ServerOptions, UpgradeRequest, WsUrl,
 };
 use crate::http::{HeadLimits, Parse, Request, RequestParser, Response, ResponseParser};
@@ -56,6 +56,30 @@ impl Default for AcceptConfig {
 }
 
 impl AcceptConfig {
+    /// The 101 answer to a checked request and the connection behind it,
+    /// with permessage-deflate when the client offers it and this config
+    /// allows it: what every front-end does once it has the request.
+    pub(crate) fn answer(
+        &self,
+        request: &Request,
+        checked: &UpgradeRequest,
+        response: &AcceptResponse,
+    ) -> Result<(Accepted, Connection), HandshakeError> {
+        // An offer that cannot be honoured is declined: no extension, no error.
+        let deflate = self
+            .deflate
+            .as_ref()
+            .and_then(|d| d.accept_offers(request.headers.get_all("sec-websocket-extensions")));
+        let extensions = deflate.as_ref().map(|(_, answer)| answer.as_str());
+        let accepted =
+            handshake::accept_upgrade(checked, self.hook.as_ref(), response, extensions)?;
+        let mut conn = Connection::new(Role::Server, self.connection.clone());
+        if let Some((agreed, _)) = deflate {
+            conn = conn.with_deflate(agreed);
+        }
+        Ok((accepted, conn))
+    }
+
     /// Sets the hook that chooses a subprotocol and checks the origin.
     pub fn hook(mut self, hook: impl ServerHook + 'static) -> Self {
         self.hook = Arc::new(hook);
@@ -348,18 +372,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
     /// mistake: the client gets a 500 and the error is returned.
     pub async fn accept(mut self, answer: AcceptResponse) -> Result<WebSocket<S>, Error> {
         let config = &self.config;
-        // An offer that cannot be honoured is declined: no extension, no error.
-        let deflate = config.deflate.as_ref().and_then(|d| {
-            d.accept_offers(self.request.headers.get_all("sec-websocket-extensions"))
-        });
-        let extensions = deflate.as_ref().map(|(_, answer)| answer.as_str());
-        let accepted = match handshake::accept_upgrade(
-            &self.checked,
-            config.hook.as_ref(),
-            &answer,
-            extensions,
-        ) {
-            Ok(accepted) => accepted,
+        let (accepted, conn) = match config.answer(&self.request, &self.checked, &answer) {
+            Ok(answered) => answered,
             Err(e) => return Err(refuse(&mut self.stream, e, config).await),
         };
         write_within(
@@ -368,10 +382,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Upgrade<S> {
             config.handshake_timeout,
         )
         .await?;
-        let mut conn = Connection::new(Role::Server, config.connection.clone());
-        if let Some((agreed, _)) = deflate {
-            conn = conn.with_deflate(agreed);
-        }
         let mut ws = WebSocket::from_connection(self.stream, conn, &self.leftover);
         ws.set_handshake(HandshakeInfo {
             protocol: accepted.protocol,
