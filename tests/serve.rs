@@ -255,6 +255,57 @@ async fn websocket_rooms_except_sender_and_private_messages() {
     server.shutdown().await;
 }
 
+/// A socket's rooms: a second join of the same room is refused, a leave
+/// ends one room's deliveries and no other's, and a left room can be
+/// joined again.
+#[tokio::test]
+async fn websocket_rooms_join_leave_and_rejoin() {
+    let server = start().await;
+    let addr = server.addr;
+    let mut ws = ws_join(addr, "", "a").await;
+    for room in ["b", "c"] {
+        let command = format!(r#"{{"op":"join","channel":"{room}","ref":"{room}"}}"#);
+        ws.send(Message::text(command)).await.unwrap();
+        let joined = ws_next_text(&mut ws).await;
+        assert!(joined.contains(r#""type":"joined""#), "{joined}");
+        assert_eq!(json_field(&joined, "ref").as_deref(), Some(room));
+    }
+    ws.send(Message::text(r#"{"op":"join","channel":"b"}"#))
+        .await
+        .unwrap();
+    let again = ws_next_text(&mut ws).await;
+    assert!(again.contains("already joined"), "{again}");
+
+    // Out of the middle of the list: the rooms on either side go on.
+    ws.send(Message::text(r#"{"op":"leave","channel":"b"}"#))
+        .await
+        .unwrap();
+    let left = ws_next_text(&mut ws).await;
+    assert!(
+        left.contains(r#""type":"left""#) && left.contains(r#""b""#),
+        "{left}"
+    );
+    publish(addr, "b", "not for you").await;
+    for room in ["c", "a"] {
+        let id = publish(addr, room, room).await;
+        let got = ws_next_text(&mut ws).await;
+        assert_eq!(json_field(&got, "channel").as_deref(), Some(room), "{got}");
+        assert_eq!(json_field(&got, "id"), Some(id), "{got}");
+    }
+    ws_assert_nothing_queued(&mut ws).await;
+
+    ws.send(Message::text(r#"{"op":"join","channel":"b"}"#))
+        .await
+        .unwrap();
+    let rejoined = ws_next_text(&mut ws).await;
+    assert!(rejoined.contains(r#""type":"joined""#), "{rejoined}");
+    let id = publish(addr, "b", "welcome back").await;
+    let got = ws_next_text(&mut ws).await;
+    assert_eq!(json_field(&got, "id"), Some(id), "{got}");
+    assert!(got.contains("welcome back"), "{got}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn private_rooms_need_a_signed_user_token() {
     let server = start_with_user_tokens().await;

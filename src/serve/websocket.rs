@@ -38,7 +38,6 @@
 //! and is dropped when it accepts no bytes for `write_timeout`.
 
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -91,6 +90,7 @@ type NextChange = Pin<
 /// message reaches the socket with one wake-up): its subscription, its
 /// presence changes, and the socket's identity held present in it.
 struct Room {
+    name: Box<str>,
     subscription: Subscription,
     /// Ended (the hub shut down): no longer polled.
     ended: bool,
@@ -105,11 +105,11 @@ fn next_change(mut watch: broadcast::Receiver<PresenceChange>) -> NextChange {
 
 impl Room {
     /// The room's next delivery, or `Pending` with `cx` woken at the next.
-    fn poll_delivery(&mut self, name: &str, cx: &mut Context<'_>) -> Poll<Delivery> {
+    fn poll_delivery(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
         if !self.ended {
             match self.subscription.poll_recv(cx) {
                 Poll::Ready(next) => {
-                    if let Some(delivery) = self.delivery(name, next) {
+                    if let Some(delivery) = self.delivery(next) {
                         return Poll::Ready(delivery);
                     }
                 }
@@ -126,7 +126,7 @@ impl Room {
             Ok(change) => json::presence_change(&change),
             // Changes were missed: the whole list instead.
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                json::presence_list(name, &self.presence.snapshot(name).members)
+                json::presence_list(&self.name, &self.presence.snapshot(&self.name).members)
             }
             Err(broadcast::error::RecvError::Closed) => {
                 self.changes = None;
@@ -138,16 +138,17 @@ impl Room {
     }
 
     /// The next message already queued, without waiting.
-    fn try_delivery(&mut self, name: &str) -> Option<Delivery> {
+    fn try_delivery(&mut self) -> Option<Delivery> {
         if self.ended || !self.subscription.had_more() {
             return None;
         }
         let next = self.subscription.try_recv().transpose()?;
-        self.delivery(name, next)
+        self.delivery(next)
     }
 
     /// What a message taken, or the subscription's end, means to the socket.
-    fn delivery(&mut self, name: &str, next: Result<Arc<HubMessage>, Closed>) -> Option<Delivery> {
+    fn delivery(&mut self, next: Result<Arc<HubMessage>, Closed>) -> Option<Delivery> {
+        let name = &self.name;
         let last = || rejoin_point(self.subscription.last_seen());
         match next {
             Ok(message) => Some(Delivery::Message(message)),
@@ -172,14 +173,64 @@ fn rejoin_point(last: Option<MessageId>) -> String {
     last.map(|id| id.to_string()).unwrap_or_default()
 }
 
-/// The next delivery from any room, waiting for one.
-fn poll_rooms(rooms: &mut HashMap<String, Box<Room>>, cx: &mut Context<'_>) -> Poll<Delivery> {
-    for (name, room) in rooms.iter_mut() {
-        if let Poll::Ready(delivery) = room.poll_delivery(name, cx) {
-            return Poll::Ready(delivery);
-        }
+/// A socket's rooms, inline in one allocation: a delivery reads one
+/// block, where a map's control bytes and a box per room were two misses
+/// of the cache more per socket. Found by name with a scan: there are at
+/// most `ws_max_rooms`, and commands are rare next to deliveries.
+#[derive(Default)]
+struct Rooms(Vec<Room>);
+
+impl Rooms {
+    fn get(&self, name: &str) -> Option<&Room> {
+        self.0.iter().find(|room| &*room.name == name)
     }
-    Poll::Pending
+
+    fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds a room not joined yet. Grows by doubling from exactly one:
+    /// a `Vec`'s first push would reserve four, and most sockets are in
+    /// one room.
+    fn insert(&mut self, room: Room) {
+        debug_assert!(!self.contains(&room.name));
+        if self.0.len() == self.0.capacity() {
+            self.0.reserve_exact(self.0.len().max(1));
+        }
+        self.0.push(room);
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Room> {
+        let at = self.0.iter().position(|room| &*room.name == name)?;
+        Some(self.0.remove(at))
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The next delivery from any room, waiting for one.
+    fn poll_delivery(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
+        for room in &mut self.0 {
+            if let Poll::Ready(delivery) = room.poll_delivery(cx) {
+                return Poll::Ready(delivery);
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The next message already queued in any room, without waiting.
+    fn try_delivery(&mut self) -> Option<Delivery> {
+        self.0.iter_mut().find_map(Room::try_delivery)
+    }
 }
 
 struct Session<'a> {
@@ -188,7 +239,7 @@ struct Session<'a> {
     asker: AuthRequest<'a>,
     identity: Option<String>,
     sender: SenderId,
-    rooms: HashMap<String, Box<Room>>,
+    rooms: Rooms,
 }
 
 /// The socket `serve` serves.
@@ -275,7 +326,7 @@ fn run<'a>(
             asker,
             identity: identity.clone(),
             sender: app.hub.new_sender_id(),
-            rooms: HashMap::new(),
+            rooms: Rooms::default(),
         };
         if let Some(user) = &identity {
             let room = format!("user:{user}");
@@ -310,7 +361,7 @@ fn run<'a>(
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
                 },
-                delivery = poll_fn(|cx| poll_rooms(&mut session.rooms, cx)) => {
+                delivery = poll_fn(|cx| session.rooms.poll_delivery(cx)) => {
                     if !deliver(app, &mut socket, &mut session.rooms, delivery).await {
                         break;
                     }
@@ -332,15 +383,10 @@ fn run<'a>(
 
 /// Writes `first` and whatever else the rooms have queued, in one write
 /// (up to a batch); false when the socket is done.
-async fn deliver(
-    app: &App,
-    socket: &mut Socket,
-    rooms: &mut HashMap<String, Box<Room>>,
-    first: Delivery,
-) -> bool {
+async fn deliver(app: &App, socket: &mut Socket, rooms: &mut Rooms, first: Delivery) -> bool {
     let mut next = Some(first);
     let mut messages = 0;
-    'batch: while let Some(delivery) = next.take() {
+    while let Some(delivery) = next.take() {
         match delivery {
             Delivery::Message(message) => {
                 if feed_message(app, socket, &message).is_err() {
@@ -362,12 +408,7 @@ async fn deliver(
         if messages >= BATCH_MESSAGES || socket.connection().buffered_output() >= BATCH_BYTES {
             break;
         }
-        for (name, room) in rooms.iter_mut() {
-            next = room.try_delivery(name);
-            if next.is_some() {
-                continue 'batch;
-            }
-        }
+        next = rooms.try_delivery();
     }
     app.metrics.delivered(Transport::WebSocket, messages);
     socket.flush().await.is_ok()
@@ -378,16 +419,18 @@ async fn deliver(
 fn feed_message(app: &App, socket: &mut Socket, message: &HubMessage) -> Result<(), ws::Error> {
     let json = message.encoded(FormatKey::WS_TEXT, encode_delivery);
     // Encoded from a String: already UTF-8, no per-socket re-validation.
-    let text = Message::Text(Utf8Bytes::from_validated(json.clone()));
+    let text = |json| Message::Text(Utf8Bytes::from_validated(json));
     match app.shared_compression {
         Some(key)
             if key.compresses(json.len()) && socket.connection().compression_key() == Some(key) =>
         {
             let compressed =
                 message.encoded(FormatKey::WS_DEFLATE, |_| Bytes::from(key.compress(&json)));
-            socket.feed_precompressed(text, key, compressed)
+            socket.feed_precompressed(text(json), key, compressed)
         }
-        _ => socket.feed(text),
+        // Moved, not cloned: each clone is an atomic add and subtract on
+        // a count that every socket of the room shares.
+        _ => socket.feed(text(json)),
     }
 }
 
@@ -475,7 +518,7 @@ impl Session<'_> {
         reference: Option<&str>,
     ) -> Result<String, String> {
         self.permit(Action::Subscribe(channel)).await?;
-        if self.rooms.contains_key(channel) {
+        if self.rooms.contains(channel) {
             return Err("already joined".to_owned());
         }
         let limit = self.app.config.ws_max_rooms;
@@ -508,15 +551,14 @@ impl Session<'_> {
             .as_deref()
             .and_then(|me| presence.hold(channel, me));
         let room = Room {
+            name: channel.into(),
             subscription,
             ended: false,
             changes: watch.map(next_change),
             presence: presence.clone(),
             _present: present,
         };
-        // Boxed: a map keeps room for at least four entries, and most
-        // sockets are in one room.
-        self.rooms.insert(channel.to_owned(), Box::new(room));
+        self.rooms.insert(room);
         Ok(Reply::Joined {
             channel,
             resume: ResumeFields(&resume),
