@@ -17,8 +17,11 @@ use crate::http::{Request, Response};
 use crate::proto::deflate::CompressionKey;
 use crate::proto::{CloseCode, Config, Connection, Event, Message, Role, State};
 
-/// Read at least this much at a time into the connection's buffer.
-const READ_CHUNK: usize = 16 * 1024;
+/// Read at least this much at a time into the connection's buffer. Twice
+/// a common message size (16 KiB) so that such a message and its header
+/// come in one read: at 16 KiB exactly, a client's 16,392-byte frame took
+/// two reads, and echo ran at 0.8x the speed it does now.
+const READ_CHUNK: usize = 32 * 1024;
 /// While reads are smaller than this, they go through a buffer of this
 /// size on the stack instead, so a connection that waits holds no buffer.
 const STACK_READ: usize = 4 * 1024;
